@@ -1,0 +1,1 @@
+"""The ``autojoin`` command. Each command module exposes ``register(app)``; main.py wires them."""

@@ -1,0 +1,178 @@
+"""Safe transition plans: how to get from one manager layout to another one manager at a time.
+
+Every state along the way (after each step) must keep
+
+* a quorum of *healthy* managers: unhealthy managers count in N but cannot vote, and
+* worst-case AZ tolerance at least ``min(tolerance(start), tolerance(target))``.
+
+Adds come before removes; a removal from an AZ with unhealthy managers removes an unhealthy one first.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from autojoin.domain.quorum import Tolerance, assess, quorum, zone_failures_tolerated
+from autojoin.errors import PlacementError
+
+Action = Literal["add", "remove", "promote", "demote"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One manager more or less in one AZ, and what the cluster tolerates afterwards."""
+
+    action: Action
+    az: str
+    layout_after: dict[str, int]
+    tolerance: Tolerance
+    healthy_after: int | None = None  # healthy managers after the step
+
+
+@dataclass(frozen=True)
+class TransitionPlan:
+    start: Tolerance
+    target: Tolerance
+    steps: tuple[Step, ...]
+
+
+_State = tuple[tuple[int, ...], tuple[int, ...]]  # (managers per AZ, unhealthy managers per AZ)
+
+
+def _fmt(zones: tuple[str, ...], counts: tuple[int, ...]) -> str:
+    return ",".join(f"{z}={c}" for z, c in zip(zones, counts, strict=True))
+
+
+def _check_counts(what: str, layout: Mapping[str, int]) -> None:
+    for az, c in layout.items():
+        if c < 0:
+            raise PlacementError(f"{what} has a negative count for {az} ({c})")
+
+
+def _problem(zones: tuple[str, ...], state: _State, floor: int) -> str | None:
+    """Why ``state`` is unsafe, or None when it is safe."""
+    totals, unhealthy = state
+    n = sum(totals)
+    if n == 0:
+        return "no managers would be left"
+    healthy = n - sum(unhealthy)
+    if healthy < quorum(n):
+        return f"only {healthy} healthy of {n} managers (quorum {quorum(n)})"
+    tol = zone_failures_tolerated(dict(zip(zones, totals, strict=True)))
+    if tol < floor:
+        return f"{_fmt(zones, totals)} survives {tol} AZ loss{'es' if tol != 1 else ''}, fewer than {floor}"
+    return None
+
+
+def _bump(counts: tuple[int, ...], i: int, delta: int) -> tuple[int, ...]:
+    return (*counts[:i], counts[i] + delta, *counts[i + 1 :])
+
+
+def _moves(state: _State, lo: tuple[int, ...], hi: tuple[int, ...]) -> list[tuple[str, int, _State]]:
+    """Possible single steps, in order of preference: adds (by AZ), then removes (unhealthy first)."""
+    totals, unhealthy = state
+    adds: list[tuple[str, int, _State]] = []
+    removes: list[tuple[bool, int, tuple[str, int, _State]]] = []
+    for i, c in enumerate(totals):
+        if c < hi[i]:
+            t = _bump(totals, i, +1)
+            adds.append(("add", i, (t, unhealthy)))
+        if c > lo[i]:
+            t = _bump(totals, i, -1)
+            u = unhealthy
+            if unhealthy[i]:
+                u = _bump(unhealthy, i, -1)
+            removes.append((not unhealthy[i], i, ("remove", i, (t, u))))
+    return adds + [m for _, _, m in sorted(removes)]
+
+
+def plan_transition(
+    current: Mapping[str, int],
+    target: Mapping[str, int],
+    *,
+    unhealthy: Mapping[str, int] | None = None,
+    spare_workers: Mapping[str, int] | None = None,
+) -> TransitionPlan:
+    """The shortest safe sequence of single-manager steps from ``current`` to ``target``.
+
+    ``unhealthy`` counts managers (already included in ``current``) that are down or unreachable.
+    Where ``spare_workers`` has a worker in an AZ, adding there is a "promote" (each worker once).
+    AZs missing from one side count 0. Raises PlacementError when no safe order exists.
+    """
+    unhealthy = dict(unhealthy or {})
+    spares = dict(spare_workers or {})
+    _check_counts("the current layout", current)
+    _check_counts("the target layout", target)
+    _check_counts("the unhealthy count", unhealthy)
+    for az, u in unhealthy.items():
+        if u > current.get(az, 0):
+            raise PlacementError(f"{az} has {u} unhealthy managers but only {current.get(az, 0)} managers")
+    zones = tuple(sorted(set(current) | set(target)))
+    if not zones or sum(target.values()) == 0:
+        raise PlacementError("the target layout has no managers")
+    start: _State = (tuple(current.get(z, 0) for z in zones), tuple(unhealthy.get(z, 0) for z in zones))
+    goal = tuple(target.get(z, 0) for z in zones)
+    start_tol = assess(dict(zip(zones, start[0], strict=True)))
+    target_tol = assess(dict(zip(zones, goal, strict=True)))
+    floor = min(start_tol.tolerates_zone_failures, target_tol.tolerates_zone_failures)
+
+    if sum(start[0]):
+        healthy = sum(start[0]) - sum(start[1])
+        if healthy < quorum(sum(start[0])):
+            raise PlacementError(
+                f"the cluster has no quorum now ({healthy} healthy of {sum(start[0])} managers, "
+                f"quorum {quorum(sum(start[0]))}): restore it before changing the layout"
+            )
+
+    lo = tuple(min(a, b) for a, b in zip(start[0], goal, strict=True))
+    hi = tuple(max(a, b) + 1 for a, b in zip(start[0], goal, strict=True))  # room for one temporary extra
+    parent: dict[_State, tuple[_State, str, int] | None] = {start: None}
+    queue: deque[_State] = deque([start])
+    first_problem: str | None = None
+    found: _State | None = start if start[0] == goal else None
+    while queue and found is None:
+        state = queue.popleft()
+        for action, i, nxt in _moves(state, lo, hi):
+            if nxt in parent:
+                continue
+            problem = _problem(zones, nxt, floor)
+            if problem is not None:
+                if first_problem is None:
+                    what = "adding in" if action == "add" else "removing from"
+                    first_problem = f"{what} {zones[i]} first leaves {problem}"
+                continue
+            parent[nxt] = (state, action, i)
+            if nxt[0] == goal:
+                found = nxt
+                break
+            queue.append(nxt)
+
+    if found is None:
+        raise PlacementError(
+            f"no safe order from {_fmt(zones, start[0])} to {_fmt(zones, goal)}: every order passes "
+            f"through an unsafe state ({first_problem})"
+        )
+
+    path: list[tuple[str, int, _State]] = []
+    node = found
+    while (link := parent[node]) is not None:
+        prev, action, i = link
+        path.append((action, i, node))
+        node = prev
+    path.reverse()
+
+    steps: list[Step] = []
+    for action, i, (totals, unh) in path:
+        az = zones[i]
+        kind: Action = "remove"
+        if action == "add":
+            kind = "add"
+            if spares.get(az, 0) > 0:
+                kind = "promote"
+                spares[az] -= 1
+        layout = dict(zip(zones, totals, strict=True))
+        steps.append(Step(kind, az, layout, assess(layout), healthy_after=sum(totals) - sum(unh)))
+    return TransitionPlan(start=start_tol, target=target_tol, steps=tuple(steps))
