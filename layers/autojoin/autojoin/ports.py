@@ -74,7 +74,8 @@ class TokenVault(ABC):
     def has_token(self, role: Role) -> bool: ...
 
     @abstractmethod
-    def put_pending(self, role: Role, token: SecretStr, version_id: str) -> None: ...
+    def stages(self, role: Role, version_id: str) -> tuple[str, ...]:
+        """The staging labels of one version of the role's secret (empty when it does not exist)."""
 
     @abstractmethod
     def pending(self, role: Role, version_id: str) -> SecretStr | None: ...
@@ -205,6 +206,10 @@ class StateStore(ABC):
 
     @abstractmethod
     def mark_bootstrapped(self, cluster: str, instance_id: str) -> None: ...
+
+    @abstractmethod
+    def release_bootstrap(self, cluster: str, instance_id: str) -> None:
+        """Give up an unfinished claim (init failed) so another manager can bootstrap."""
 
     @abstractmethod
     def is_bootstrapped(self, cluster: str) -> bool: ...

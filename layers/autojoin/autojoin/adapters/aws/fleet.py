@@ -1,0 +1,156 @@
+"""AsgFleet: the Fleet port over EC2 Auto Scaling and EC2."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from autojoin.adapters.aws.errors import code_of, translate
+from autojoin.domain.model import GroupInfo, InstanceInfo, LifecycleAction, LifecycleResult, Role
+from autojoin.ports import CompletionOutcome, Fleet
+
+if TYPE_CHECKING:
+    from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_ec2 import EC2Client
+
+CLUSTER_TAG = "autojoin:cluster"
+ROLE_TAG = "autojoin:role"
+# The one AWS answer that means "already finished": ValidationError with this text (there is no own code).
+_ALREADY_DONE = "No active Lifecycle Action found"
+
+
+def _group_info(raw: Any) -> GroupInfo:
+    tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+    role_tag = tags.get(ROLE_TAG)
+    role = Role(role_tag) if role_tag in {r.value for r in Role} else None
+    return GroupInfo(
+        name=raw["AutoScalingGroupName"],
+        cluster=tags.get(CLUSTER_TAG),
+        role=role,
+        zones=tuple(sorted(raw.get("AvailabilityZones", []))),
+        desired=raw.get("DesiredCapacity", 0),
+        min_size=raw.get("MinSize", 0),
+        max_size=raw.get("MaxSize", 0),
+        tags=tags,
+    )
+
+
+class AsgFleet(Fleet):
+    def __init__(self, autoscaling: AutoScalingClient, ec2: EC2Client) -> None:
+        self._asg = autoscaling
+        self._ec2 = ec2
+
+    def group(self, name: str) -> GroupInfo | None:
+        try:
+            groups = self._asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        except ClientError as exc:
+            raise translate(exc, "DescribeAutoScalingGroups") from exc
+        return _group_info(groups[0]) if groups else None
+
+    def cluster_groups(self, cluster: str) -> Sequence[GroupInfo]:
+        out: list[GroupInfo] = []
+        try:
+            pages = self._asg.get_paginator("describe_auto_scaling_groups").paginate(
+                Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]
+            )
+            for page in pages:
+                out.extend(_group_info(g) for g in page["AutoScalingGroups"])
+        except ClientError as exc:
+            raise translate(exc, "DescribeAutoScalingGroups") from exc
+        return [g for g in out if g.cluster == cluster]
+
+    def instance(self, instance_id: str) -> InstanceInfo | None:
+        try:
+            reservations = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        except ClientError as exc:
+            if code_of(exc) in {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"}:
+                return None
+            raise translate(exc, "DescribeInstances") from exc
+        raws = [i for r in reservations for i in r["Instances"]]
+        if not raws:
+            return None
+        asg = self._asg_instances([instance_id]).get(instance_id, {})
+        return self._info(raws[0], asg)
+
+    def instances(self, group: str) -> Sequence[InstanceInfo]:
+        try:
+            groups = self._asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+        except ClientError as exc:
+            raise translate(exc, "DescribeAutoScalingGroups") from exc
+        if not groups:
+            return []
+        members = {i["InstanceId"]: dict(i) for i in groups[0].get("Instances", [])}
+        if not members:
+            return []
+        try:
+            reservations = self._ec2.describe_instances(InstanceIds=list(members))["Reservations"]
+        except ClientError as exc:
+            raise translate(exc, "DescribeInstances") from exc
+        out = [self._info(i, members.get(i["InstanceId"], {})) for r in reservations for i in r["Instances"]]
+        return sorted(out, key=lambda i: i.instance_id)
+
+    def _asg_instances(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        try:
+            rows = self._asg.describe_auto_scaling_instances(InstanceIds=ids)["AutoScalingInstances"]
+        except ClientError as exc:
+            raise translate(exc, "DescribeAutoScalingInstances") from exc
+        return {r["InstanceId"]: dict(r) for r in rows}
+
+    @staticmethod
+    def _info(raw: Any, asg: dict[str, Any]) -> InstanceInfo:
+        tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+        return InstanceInfo(
+            instance_id=raw["InstanceId"],
+            az=raw.get("Placement", {}).get("AvailabilityZone", asg.get("AvailabilityZone", "")),
+            group=asg.get("AutoScalingGroupName") or tags.get("aws:autoscaling:groupName"),
+            instance_type=raw.get("InstanceType"),
+            private_ip=raw.get("PrivateIpAddress"),
+            state=raw.get("State", {}).get("Name", "unknown"),
+            lifecycle_state=asg.get("LifecycleState"),
+            protected_from_scale_in=bool(asg.get("ProtectedFromScaleIn", False)),
+            healthy=asg.get("HealthStatus", "HEALTHY").upper() == "HEALTHY",
+        )
+
+    def complete(self, action: LifecycleAction, result: LifecycleResult) -> CompletionOutcome:
+        params: dict[str, Any] = {
+            "LifecycleHookName": action.hook,
+            "AutoScalingGroupName": action.group,
+            "LifecycleActionResult": result.value,
+        }
+        if action.token:
+            params["LifecycleActionToken"] = action.token
+        else:
+            params["InstanceId"] = action.instance_id
+        try:
+            self._asg.complete_lifecycle_action(**params)
+        except ClientError as exc:
+            if code_of(exc) == "ValidationError" and _ALREADY_DONE in str(exc):
+                return CompletionOutcome.ALREADY_DONE
+            raise translate(exc, "CompleteLifecycleAction") from exc
+        return CompletionOutcome.COMPLETED
+
+    def heartbeat(self, action: LifecycleAction) -> bool:
+        params: dict[str, Any] = {"LifecycleHookName": action.hook, "AutoScalingGroupName": action.group}
+        if action.token:
+            params["LifecycleActionToken"] = action.token
+        else:
+            params["InstanceId"] = action.instance_id
+        try:
+            self._asg.record_lifecycle_action_heartbeat(**params)
+        except ClientError as exc:
+            if code_of(exc) == "ValidationError" and _ALREADY_DONE in str(exc):
+                return False
+            raise translate(exc, "RecordLifecycleActionHeartbeat") from exc
+        return True
+
+    def set_protection(self, group: str, instance_ids: Sequence[str], protected: bool) -> None:
+        if not instance_ids:
+            return
+        try:
+            self._asg.set_instance_protection(
+                AutoScalingGroupName=group, InstanceIds=list(instance_ids), ProtectedFromScaleIn=protected
+            )
+        except ClientError as exc:
+            raise translate(exc, "SetInstanceProtection") from exc

@@ -1,0 +1,189 @@
+"""DynamoStateStore: cluster state in one DynamoDB table (pk = cluster#NAME, sk = kind).
+
+Items: ``snapshot`` (the ClusterView as JSON), ``bootstrap`` (who claimed the first init, and whether it
+finished), ``lease`` (holder + expiry, conditional writes), ``pending#<instance>`` (a launch waiting for
+the cluster). Idempotency records of Powertools live in the same table under their own pk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from autojoin.adapters.aws.errors import code_of, translate
+from autojoin.domain.model import ClusterView, LifecycleAction, Role
+from autojoin.ports import StateStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def _pk(cluster: str) -> dict[str, str]:
+    return {"S": f"cluster#{cluster}"}
+
+
+class DynamoStateStore(StateStore):
+    def __init__(self, client: DynamoDBClient, table: str, now: Callable[[], datetime]) -> None:
+        self._db = client
+        self._table = table
+        self._now = now
+
+    def _epoch(self) -> int:
+        return int(self._now().timestamp())
+
+    def _get(self, cluster: str, sk: str) -> dict[str, Any] | None:
+        try:
+            item = self._db.get_item(
+                TableName=self._table, Key={"pk": _pk(cluster), "sk": {"S": sk}}, ConsistentRead=True
+            ).get("Item")
+        except ClientError as exc:
+            raise translate(exc, "GetItem") from exc
+        return dict(item) if item else None
+
+    def _put(self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None) -> bool:
+        params: dict[str, Any] = {"TableName": self._table, "Item": item}
+        if condition:
+            params["ConditionExpression"] = condition
+        if values:
+            params["ExpressionAttributeValues"] = values
+        try:
+            self._db.put_item(**params)
+        except ClientError as exc:
+            if code_of(exc) == _CONDITION_FAILED:
+                return False
+            raise translate(exc, "PutItem") from exc
+        return True
+
+    # --- snapshot ---------------------------------------------------------------------------------
+    def snapshot(self, cluster: str) -> ClusterView | None:
+        item = self._get(cluster, "snapshot")
+        return ClusterView.model_validate_json(item["view"]["S"]) if item else None
+
+    def save_snapshot(self, view: ClusterView) -> None:
+        self._put(
+            {
+                "pk": _pk(view.cluster),
+                "sk": {"S": "snapshot"},
+                "view": {"S": view.model_dump_json()},
+                "updated_at": {"N": str(self._epoch())},
+            }
+        )
+
+    # --- bootstrap --------------------------------------------------------------------------------
+    def claim_bootstrap(self, cluster: str, instance_id: str) -> bool:
+        item = {
+            "pk": _pk(cluster),
+            "sk": {"S": "bootstrap"},
+            "owner": {"S": instance_id},
+            "done": {"BOOL": False},
+            "claimed_at": {"N": str(self._epoch())},
+        }
+        if self._put(item, "attribute_not_exists(pk)"):
+            return True
+        return self.bootstrap_owner(cluster) == instance_id  # a retry of the winner's own claim
+
+    def bootstrap_owner(self, cluster: str) -> str | None:
+        item = self._get(cluster, "bootstrap")
+        return item["owner"]["S"] if item else None
+
+    def mark_bootstrapped(self, cluster: str, instance_id: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": _pk(cluster), "sk": {"S": "bootstrap"}},
+                UpdateExpression="SET done = :t",
+                ConditionExpression="#o = :me",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":t": {"BOOL": True}, ":me": {"S": instance_id}},
+            )
+        except ClientError as exc:
+            raise translate(exc, "UpdateItem") from exc
+
+    def release_bootstrap(self, cluster: str, instance_id: str) -> None:
+        """Give up a claim whose init failed, so another manager can try."""
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key={"pk": _pk(cluster), "sk": {"S": "bootstrap"}},
+                ConditionExpression="#o = :me AND done = :f",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":me": {"S": instance_id}, ":f": {"BOOL": False}},
+            )
+        except ClientError as exc:
+            if code_of(exc) != _CONDITION_FAILED:
+                raise translate(exc, "DeleteItem") from exc
+
+    def is_bootstrapped(self, cluster: str) -> bool:
+        item = self._get(cluster, "bootstrap")
+        return bool(item and item.get("done", {}).get("BOOL"))
+
+    # --- lease ------------------------------------------------------------------------------------
+    def acquire_lease(self, cluster: str, holder: str, ttl_seconds: int) -> bool:
+        now = self._epoch()
+        return self._put(
+            {
+                "pk": _pk(cluster),
+                "sk": {"S": "lease"},
+                "holder": {"S": holder},
+                "expires_at": {"N": str(now + ttl_seconds)},
+            },
+            "attribute_not_exists(pk) OR expires_at < :now OR holder = :me",
+            {":now": {"N": str(now)}, ":me": {"S": holder}},
+        )
+
+    def release_lease(self, cluster: str, holder: str) -> None:
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key={"pk": _pk(cluster), "sk": {"S": "lease"}},
+                ConditionExpression="holder = :me",
+                ExpressionAttributeValues={":me": {"S": holder}},
+            )
+        except ClientError as exc:
+            if code_of(exc) != _CONDITION_FAILED:
+                raise translate(exc, "DeleteItem") from exc
+
+    # --- pending joins ----------------------------------------------------------------------------
+    def add_pending(self, cluster: str, action: LifecycleAction, role: Role) -> None:
+        self._put(
+            {
+                "pk": _pk(cluster),
+                "sk": {"S": f"pending#{action.instance_id}"},
+                "action": {"S": action.model_dump_json()},
+                "role": {"S": role.value},
+                "since": {"N": str(self._epoch())},
+            },
+            "attribute_not_exists(pk)",
+        )
+
+    def pending(self, cluster: str) -> Sequence[tuple[LifecycleAction, Role]]:
+        out: list[tuple[LifecycleAction, Role]] = []
+        try:
+            pages = self._db.get_paginator("query").paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+                ExpressionAttributeValues={":pk": _pk(cluster), ":p": {"S": "pending#"}},
+                ConsistentRead=True,
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    out.append(
+                        (LifecycleAction.model_validate(json.loads(item["action"]["S"])), Role(item["role"]["S"]))
+                    )
+        except ClientError as exc:
+            raise translate(exc, "Query") from exc
+        return out
+
+    def remove_pending(self, cluster: str, instance_id: str) -> None:
+        try:
+            self._db.delete_item(
+                TableName=self._table, Key={"pk": _pk(cluster), "sk": {"S": f"pending#{instance_id}"}}
+            )
+        except ClientError as exc:
+            raise translate(exc, "DeleteItem") from exc

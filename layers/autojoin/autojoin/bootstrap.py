@@ -1,0 +1,167 @@
+"""Composition root: the only place adapters are wired. Everything is built lazily on first use, never at
+import time, so that moto (or the local cloud) is active before any boto3 client exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from autojoin.domain.model import Role
+from autojoin.settings import Settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from autojoin.adapters.aws.fleet import AsgFleet
+    from autojoin.adapters.aws.handoff import DynamoHandOff
+    from autojoin.adapters.aws.state import DynamoStateStore
+    from autojoin.adapters.aws.tokens import SecretsManagerTokenVault
+    from autojoin.ports import Clock, Orchestrator
+    from autojoin.services.launch import LaunchService
+    from autojoin.services.rotation import RotationService
+
+
+@dataclass
+class Deps:
+    """Lazily built dependencies of one function (one warm Lambda instance keeps one)."""
+
+    settings: Settings
+    session: boto3.Session = field(default_factory=boto3.Session)
+    clock_override: Clock | None = None
+    orchestrator_override: Orchestrator | None = None
+
+    def client(self, service: str) -> Any:
+        return self._clients.setdefault(service, self.session.client(service, region_name=self.settings.region))  # type: ignore[call-overload]
+
+    @cached_property
+    def _clients(self) -> dict[str, Any]:
+        return {}
+
+    @cached_property
+    def clock(self) -> Clock:
+        if self.clock_override is not None:
+            return self.clock_override
+        from autojoin.clock import SystemClock
+
+        return SystemClock()
+
+    @cached_property
+    def fleet(self) -> AsgFleet:
+        from autojoin.adapters.aws.fleet import AsgFleet
+
+        return AsgFleet(self.client("autoscaling"), self.client("ec2"))
+
+    @cached_property
+    def vault(self) -> SecretsManagerTokenVault:
+        from autojoin.adapters.aws.tokens import SecretsManagerTokenVault
+
+        secrets = {
+            role: arn
+            for role, arn in ((Role.MANAGER, self.settings.manager_secret_arn), (Role.WORKER, self.settings.worker_secret_arn))
+            if arn
+        }
+        return SecretsManagerTokenVault(self.client("secretsmanager"), secrets, max_age=self.settings.token_max_age)
+
+    @cached_property
+    def state(self) -> DynamoStateStore:
+        from autojoin.adapters.aws.state import DynamoStateStore
+
+        return DynamoStateStore(self.client("dynamodb"), self.settings.state_table, self.clock.now)
+
+    @cached_property
+    def handoff(self) -> DynamoHandOff:
+        from autojoin.adapters.aws.handoff import DynamoHandOff
+
+        return DynamoHandOff(
+            self.client("dynamodb"), self.settings.handoff_table, self.settings.instance_role_ids(), self.clock.now
+        )
+
+    @cached_property
+    def orchestrator(self) -> Orchestrator:
+        if self.orchestrator_override is not None:
+            return self.orchestrator_override
+        from autojoin.adapters.aws.ssm_runner import SsmCommandRunner
+        from autojoin.adapters.swarm.orchestrator import SwarmOrchestrator
+
+        return SwarmOrchestrator(SsmCommandRunner(self.client("ssm")), self.manager_instances)
+
+    def manager_instances(self) -> list[str]:
+        """Manager instance ids, the last known leader first, for the orchestrator to talk through."""
+        snapshot = self.state.snapshot(self.settings.cluster)
+        known = [n for n in snapshot.managers() if n.healthy] if snapshot else []
+        ordered = [n.instance_id for n in sorted(known, key=lambda n: not n.leader)]
+        for group in self.fleet.cluster_groups(self.settings.cluster):
+            if group.role is Role.MANAGER:
+                ordered += [
+                    i.instance_id
+                    for i in self.fleet.instances(group.name)
+                    if i.lifecycle_state == "InService" and i.instance_id not in ordered
+                ]
+        return ordered
+
+    @cached_property
+    def idempotency(self) -> DynamoDBPersistenceLayer:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        return DynamoDBPersistenceLayer(
+            table_name=self.settings.state_table,
+            key_attr="pk",
+            sort_key_attr="sk",
+            static_pk_value=f"idempotency#{self.settings.cluster}",
+            expiry_attr="expires_at",
+            boto3_client=self.client("dynamodb"),
+        )
+
+    @cached_property
+    def launch(self) -> LaunchService:
+        from autojoin.services.launch import LaunchConfig, LaunchService
+
+        config = LaunchConfig(
+            cluster=self.settings.cluster, handoff_ttl=self.settings.handoff_ttl, join_wait=self.settings.join_wait
+        )
+        return LaunchService(
+            config,
+            fleet=self.fleet,
+            vault=self.vault,
+            handoff=self.handoff,
+            orchestrator=self.orchestrator,
+            state=self.state,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def rotation(self) -> RotationService:
+        from autojoin.services.rotation import RotationService
+
+        return RotationService(self.settings, vault=self.vault, orchestrator=self.orchestrator)
+
+
+def build_deps(
+    settings: Settings,
+    *,
+    orchestrator: Orchestrator | None = None,
+    clock: Clock | None = None,
+    session: boto3.Session | None = None,
+) -> Deps:
+    return Deps(
+        settings=settings,
+        session=session or boto3.Session(),
+        clock_override=clock,
+        orchestrator_override=orchestrator,
+    )
+
+
+_PROCESS_DEPS: dict[str, Deps] = {}
+
+
+def production_deps(env: Mapping[str, str] | None = None) -> Deps:
+    """The warm function's deps, built on first call from its environment."""
+    if "default" not in _PROCESS_DEPS:
+        _PROCESS_DEPS["default"] = build_deps(Settings.from_env(os.environ if env is None else env))
+    return _PROCESS_DEPS["default"]

@@ -1,0 +1,47 @@
+"""The one place that holds the Powertools Logger, Metrics and Tracer singletons.
+
+A logging filter scrubs anything shaped like a Swarm join token from every record, as a last line of
+defence: the code never logs tokens (they travel as SecretStr), and tests prove it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = "autojoin"
+NAMESPACE = "Autojoin"
+TOKEN_PATTERN = re.compile(r"SWMTKN-1-[0-9a-zA-Z]+-[0-9a-zA-Z]+")
+REDACTED = "[REDACTED-TOKEN]"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+__all__ = ["REDACTED", "TOKEN_PATTERN", "MetricUnit", "logger", "metrics", "redact", "tracer"]
+
+
+def redact(text: str) -> str:
+    return TOKEN_PATTERN.sub(REDACTED, text)
+
+
+class _TokenScrubber(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if record.args:
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+logger.addFilter(_TokenScrubber())
+
+
+def count(name: str, value: float = 1, **dimensions: str) -> None:
+    """Add one metric; dimensions go in as metadata (keeps cardinality low)."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for key, val in dimensions.items():
+        metrics.add_metadata(key=key, value=val)

@@ -1,0 +1,294 @@
+"""on_launch: decide a new instance's role, hand it its role's token, have it join, label it, complete.
+
+Flow for one launch lifecycle action (docs/token-delivery.md has the security side):
+
+1. Not a join → complete as AWS expects and say why: TEST_NOTIFICATION (nothing to complete), a launch
+   into a warm pool (CONTINUE). A group that is not this cluster's → ignored, never completed by us.
+2. The role comes from the group's tags (autojoin:cluster / autojoin:role) — never from the instance.
+3. No cluster yet: a manager claims the bootstrap (conditional write; exactly one wins) and runs init;
+   everyone else is recorded as pending (with a heartbeat) and joined by whoever finishes the bootstrap
+   (or, for launches a lost event left behind, by the reconciler).
+4. Join: put a read-once ticket in the instance's own hand-off slot, have the node take it and join,
+   withdraw whatever is left; a refused (just-rotated) token is refreshed and tried once more.
+5. Verify the node is Ready with the expected role, label it, CONTINUE. Any failure to join → ABANDON
+   (the group replaces the instance): the safe result of a launch hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from autojoin.domain.model import (
+    ClusterView,
+    GroupInfo,
+    InstanceInfo,
+    LifecycleAction,
+    LifecycleKind,
+    LifecycleResult,
+    Node,
+    Role,
+)
+from autojoin.errors import InvalidJoinToken, NoLeader, OrchestratorError, SecretMissing
+from autojoin.ports import (
+    Clock,
+    CompletionOutcome,
+    Fleet,
+    HandOff,
+    JoinTicket,
+    Member,
+    Orchestrator,
+    StateStore,
+    TokenVault,
+)
+
+SWARM_PORT = 2377
+
+
+class Outcome(StrEnum):
+    JOINED = "joined"
+    BOOTSTRAPPED = "bootstrapped"
+    ALREADY_MEMBER = "already_member"
+    PENDING = "pending"
+    WARM_POOL = "warm_pool"
+    IGNORED = "ignored"
+    GONE = "gone"
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True)
+class LaunchDecision:
+    outcome: Outcome
+    reason: str
+    instance_id: str = ""
+    role: Role | None = None
+    az: str | None = None
+    result: LifecycleResult | None = None  # what autojoin completed the action with, if it did
+    completion: CompletionOutcome | None = None
+    node_id: str | None = None
+    error: str | None = None  # the error type when the outcome is a failure
+    also_joined: tuple[LaunchDecision, ...] = field(default_factory=tuple)  # pending ones finished here
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "instance_id": self.instance_id,
+            "role": self.role.value if self.role else None,
+            "az": self.az,
+            "result": self.result.value if self.result else None,
+            "completion": self.completion.value if self.completion else None,
+            "node_id": self.node_id,
+            "error": self.error,
+            "also_joined": [d.to_dict() for d in self.also_joined],
+        }
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    cluster: str
+    handoff_ttl: int = 900
+    join_wait: float = 60.0
+    poll_interval: float = 2.0
+
+
+class LaunchService:
+    def __init__(
+        self,
+        config: LaunchConfig,
+        *,
+        fleet: Fleet,
+        vault: TokenVault,
+        handoff: HandOff,
+        orchestrator: Orchestrator,
+        state: StateStore,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.fleet = fleet
+        self.vault = vault
+        self.handoff = handoff
+        self.orchestrator = orchestrator
+        self.state = state
+        self.clock = clock
+
+    # ---------------------------------------------------------------------------------------------
+    def handle(self, action: LifecycleAction) -> LaunchDecision:
+        if action.kind is LifecycleKind.TEST:
+            return LaunchDecision(Outcome.IGNORED, "test notification: nothing to complete")
+        if action.kind is not LifecycleKind.LAUNCHING:
+            return LaunchDecision(Outcome.IGNORED, "not a launch lifecycle action", action.instance_id)
+        group = self.fleet.group(action.group)
+        if group is None or group.cluster != self.config.cluster or group.role is None:
+            return LaunchDecision(
+                Outcome.IGNORED, f"group {action.group} is not a group of cluster {self.config.cluster}",
+                action.instance_id,
+            )
+        role = group.role
+        if action.into_warm_pool:
+            done = self.fleet.complete(action, LifecycleResult.CONTINUE)
+            return LaunchDecision(
+                Outcome.WARM_POOL, "launch into the warm pool is not a join", action.instance_id, role,
+                result=LifecycleResult.CONTINUE, completion=done,
+            )
+        instance = self.fleet.instance(action.instance_id)
+        if instance is None or instance.gone:
+            return LaunchDecision(Outcome.GONE, "instance is gone: nothing to do", action.instance_id, role)
+
+        if not self.state.is_bootstrapped(self.config.cluster):
+            if role is Role.MANAGER and self.state.claim_bootstrap(self.config.cluster, instance.instance_id):
+                return self._bootstrap(action, group, instance)
+            return self._wait(action, role, instance, "the cluster has no manager yet")
+        decision = self._join(action, group, role, instance)
+        pending = self._finish_pending() if decision.outcome is Outcome.JOINED else ()
+        return _with_also(decision, pending)
+
+    # ---------------------------------------------------------------------------------------------
+    def _bootstrap(self, action: LifecycleAction, group: GroupInfo, instance: InstanceInfo) -> LaunchDecision:
+        cluster = self.config.cluster
+        try:
+            node_id = self.orchestrator.init(instance.instance_id, instance.private_ip or "")
+            self.orchestrator.label(node_id, _labels(instance, group))
+        except OrchestratorError as exc:
+            self.state.release_bootstrap(cluster, instance.instance_id)
+            return self._abandon(action, Role.MANAGER, instance, f"cluster init failed: {type(exc).__name__}", exc)
+        self.state.mark_bootstrapped(cluster, instance.instance_id)
+        done = self.fleet.complete(action, LifecycleResult.CONTINUE)
+        decision = LaunchDecision(
+            Outcome.BOOTSTRAPPED, "first manager: initialised the cluster", instance.instance_id, Role.MANAGER,
+            instance.az, LifecycleResult.CONTINUE, done, node_id,
+        )
+        self._save_snapshot()
+        return _with_also(decision, self._finish_pending())
+
+    def _wait(self, action: LifecycleAction, role: Role, instance: InstanceInfo, why: str) -> LaunchDecision:
+        self.state.add_pending(self.config.cluster, action, role)
+        alive = self.fleet.heartbeat(action)
+        if not alive:
+            self.state.remove_pending(self.config.cluster, instance.instance_id)
+            return LaunchDecision(Outcome.GONE, "lifecycle action already finished", instance.instance_id, role)
+        return LaunchDecision(
+            Outcome.PENDING, f"{why}: waiting (hook kept alive)", instance.instance_id, role, instance.az
+        )
+
+    def _finish_pending(self) -> tuple[LaunchDecision, ...]:
+        out: list[LaunchDecision] = []
+        for action, role in self.state.pending(self.config.cluster):
+            group = self.fleet.group(action.group)
+            instance = self.fleet.instance(action.instance_id)
+            if group is None or instance is None or instance.gone:
+                self.state.remove_pending(self.config.cluster, action.instance_id)
+                continue
+            decision = self._join(action, group, role, instance)
+            if decision.outcome is not Outcome.PENDING:
+                self.state.remove_pending(self.config.cluster, action.instance_id)
+            out.append(decision)
+        return tuple(out)
+
+    def _join(self, action: LifecycleAction, group: GroupInfo, role: Role, instance: InstanceInfo) -> LaunchDecision:
+        iid = instance.instance_id
+        try:
+            members = self.orchestrator.members()
+            existing = _member_of(members, iid)
+            if existing is not None and existing.role is role:
+                node_id = existing.node_id
+                outcome, reason = Outcome.ALREADY_MEMBER, "already a member with the right role"
+            else:
+                node_id = self._hand_off_and_join(iid, role, members)
+                outcome, reason = Outcome.JOINED, f"joined as {role.value}"
+            self._await_ready(node_id, role)
+            self.orchestrator.label(node_id, _labels(instance, group))
+        except NoLeader as exc:
+            return self._abandon(action, role, instance, "the cluster has no leader (quorum lost)", exc)
+        except SecretMissing as exc:
+            return self._abandon(action, role, instance, f"no {role.value} token in the vault", exc)
+        except OrchestratorError as exc:
+            return self._abandon(action, role, instance, f"join failed: {type(exc).__name__}", exc)
+        done = self.fleet.complete(action, LifecycleResult.CONTINUE)
+        self._save_snapshot()
+        return LaunchDecision(outcome, reason, iid, role, instance.az, LifecycleResult.CONTINUE, done, node_id)
+
+    def _hand_off_and_join(self, instance_id: str, role: Role, members: Sequence[Member]) -> str:
+        addresses = tuple(
+            f"{m.address}:{SWARM_PORT}" for m in members if m.role is Role.MANAGER and m.reachable and m.address
+        )
+        refreshed = False
+        while True:
+            ticket = JoinTicket(role, self.vault.token(role, refresh=refreshed), addresses, self.config.cluster)
+            self.handoff.offer(instance_id, ticket, self.config.handoff_ttl)
+            try:
+                return self.orchestrator.join(instance_id, role)
+            except InvalidJoinToken:
+                if refreshed:
+                    raise
+                refreshed = True  # a rotation just happened: refresh the cached token, try once more
+            finally:
+                self.handoff.withdraw(instance_id)
+
+    def _await_ready(self, node_id: str, role: Role) -> None:
+        waited = 0.0
+        while True:
+            member = next((m for m in self.orchestrator.members() if m.node_id == node_id), None)
+            if member is not None and member.ready and member.role is role:
+                return
+            if waited >= self.config.join_wait:
+                raise _NotReady(f"node did not show Ready as {role.value} within {self.config.join_wait:.0f}s")
+            self.clock.sleep(self.config.poll_interval)
+            waited += self.config.poll_interval
+
+    def _abandon(
+        self, action: LifecycleAction, role: Role, instance: InstanceInfo, reason: str, exc: Exception
+    ) -> LaunchDecision:
+        self.state.remove_pending(self.config.cluster, instance.instance_id)
+        done = self.fleet.complete(action, LifecycleResult.ABANDON)
+        return LaunchDecision(
+            Outcome.ABANDONED, reason, instance.instance_id, role, instance.az, LifecycleResult.ABANDON, done,
+            error=type(exc).__name__,
+        )
+
+    def _save_snapshot(self) -> None:
+        try:
+            members = self.orchestrator.members()
+        except OrchestratorError:
+            return
+        groups = self.fleet.cluster_groups(self.config.cluster)
+        zones = sorted({z for g in groups if g.role is Role.MANAGER for z in g.zones})
+        nodes = []
+        for m in members:
+            labels = m.labels
+            nodes.append(
+                Node(
+                    instance_id=m.instance_id or labels.get("instance-id", m.hostname),
+                    role=m.role,
+                    az=labels.get("az", "unknown"),
+                    healthy=m.ready and m.reachable,
+                    group=labels.get("asg", ""),
+                    node_id=m.node_id,
+                    address=m.address,
+                    instance_type=labels.get("instance-type"),
+                    leader=m.leader,
+                )
+            )
+        self.state.save_snapshot(ClusterView(cluster=self.config.cluster, nodes=tuple(nodes), zones=tuple(zones)))
+
+
+class _NotReady(OrchestratorError):
+    """The node joined but never showed Ready with the expected role."""
+
+
+def _member_of(members: Sequence[Member], instance_id: str) -> Member | None:
+    return next((m for m in members if (m.instance_id or m.labels.get("instance-id")) == instance_id), None)
+
+
+def _labels(instance: InstanceInfo, group: GroupInfo) -> dict[str, str]:
+    labels = {"az": instance.az, "instance-id": instance.instance_id, "asg": group.name}
+    if instance.instance_type:
+        labels["instance-type"] = instance.instance_type
+    return labels
+
+
+def _with_also(decision: LaunchDecision, others: tuple[LaunchDecision, ...]) -> LaunchDecision:
+    if not others:
+        return decision
+    return LaunchDecision(**{**decision.__dict__, "also_joined": decision.also_joined + others})
