@@ -45,7 +45,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 ROLES = ("manager", "worker")
 ENV_FILE = "/etc/autojoin/agent.env"
@@ -106,12 +106,13 @@ def docker(
     input: str | None = None,
     *,
     timeout: float = DOCKER_TIMEOUT,
+    cli: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the docker CLI (``AUTOJOIN_DOCKER_CLI`` or ``docker``); never raises on a non-zero exit."""
+    """Run the docker CLI (``cli``, ``AUTOJOIN_DOCKER_CLI`` or ``docker``); never raises on an exit status."""
     env = dict(os.environ)
     if docker_host:
         env["DOCKER_HOST"] = docker_host
-    cli = env.get("AUTOJOIN_DOCKER_CLI") or "docker"
+    cli = cli or env.get("AUTOJOIN_DOCKER_CLI") or "docker"
     try:
         return subprocess.run(
             [cli, *argv], input=input, capture_output=True, text=True, env=env, timeout=timeout, check=False
@@ -124,15 +125,15 @@ def docker(
         return subprocess.CompletedProcess([cli], 127, "", f"{cli}: not found")
 
 
-def _checked(argv: Sequence[str], docker_host: str | None, table: Sequence[tuple[str, str]]) -> str:
-    proc = docker(argv, docker_host)
+def _checked(ctx: Context, argv: Sequence[str], table: Sequence[tuple[str, str]]) -> str:
+    proc = ctx.docker(argv)
     if proc.returncode != 0:
         raise AgentError(classify(proc.stderr, table), proc.stderr.strip())
     return proc.stdout.strip()
 
 
-def swarm_info(docker_host: str | None) -> dict[str, Any]:
-    out = _checked(["info", "--format", "{{json .Swarm}}"], docker_host, SWARM_ERRORS)
+def swarm_info(ctx: Context) -> dict[str, Any]:
+    out = _checked(ctx, ["info", "--format", "{{json .Swarm}}"], SWARM_ERRORS)
     try:
         info = json.loads(out)
     except ValueError as exc:
@@ -146,9 +147,9 @@ def swarm_info(docker_host: str | None) -> dict[str, Any]:
     }
 
 
-def join_token(role: str, docker_host: str | None, *, rotate: bool = False) -> str:
+def join_token(ctx: Context, role: str, *, rotate: bool = False) -> str:
     argv = ["swarm", "join-token", *(["--rotate"] if rotate else []), "-q", role]
-    token = _checked(argv, docker_host, SWARM_ERRORS)
+    token = _checked(ctx, argv, SWARM_ERRORS)
     if not token.startswith("SWMTKN-"):
         raise AgentError("failed", "docker swarm join-token printed no token")
     return token
@@ -244,6 +245,10 @@ class Context:
         self.env = env
         self._session = session
         self.docker_host = env.get("DOCKER_HOST") or None
+        self.cli = env.get("AUTOJOIN_DOCKER_CLI") or "docker"
+
+    def docker(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        return docker(argv, self.docker_host, cli=self.cli)
 
     @property
     def session(self) -> Any:
@@ -285,17 +290,15 @@ def cmd_join(ctx: Context, role: str, advertise: str | None) -> dict[str, Any]:
     addr = ctx.advertise_addr(advertise)
     last = AgentError("unreachable", "no manager answered")
     for manager in ticket["managers"]:
-        proc = docker(
-            ["swarm", "join", "--token", ticket["token"], "--advertise-addr", addr, manager], ctx.docker_host
-        )
+        proc = ctx.docker(["swarm", "join", "--token", ticket["token"], "--advertise-addr", addr, manager])
         if proc.returncode == 0:
-            return {"node_id": swarm_info(ctx.docker_host)["node_id"], "manager": manager}
+            return {"node_id": swarm_info(ctx)["node_id"], "manager": manager}
         code = classify(proc.stderr, JOIN_ERRORS)
         last = AgentError(code, proc.stderr.strip())
         if code != "unreachable":
             raise last
         # a timed-out join keeps trying in the background: stop it before trying the next manager
-        docker(["swarm", "leave", "--force"], ctx.docker_host)
+        ctx.docker(["swarm", "leave", "--force"])
     raise last
 
 
@@ -303,31 +306,31 @@ def cmd_init(ctx: Context, advertise: str | None) -> dict[str, Any]:
     manager_secret = ctx.need("AUTOJOIN_MANAGER_SECRET_ID")
     worker_secret = ctx.need("AUTOJOIN_WORKER_SECRET_ID")
     addr = ctx.advertise_addr(advertise)
-    _checked(["swarm", "init", "--advertise-addr", addr], ctx.docker_host, SWARM_ERRORS)
+    _checked(ctx, ["swarm", "init", "--advertise-addr", addr], SWARM_ERRORS)
     sm = ctx.session.client("secretsmanager")
-    store_token(sm, manager_secret, join_token("manager", ctx.docker_host))
-    store_token(sm, worker_secret, join_token("worker", ctx.docker_host))
-    return {"node_id": swarm_info(ctx.docker_host)["node_id"]}
+    store_token(sm, manager_secret, join_token(ctx, "manager"))
+    store_token(sm, worker_secret, join_token(ctx, "worker"))
+    return {"node_id": swarm_info(ctx)["node_id"]}
 
 
 def cmd_rotate(ctx: Context, role: str, version_id: str) -> dict[str, Any]:
     secret_id = ctx.secret_id(role)
     sm = ctx.session.client("secretsmanager")
     pending = pending_token(sm, secret_id, version_id)
-    if pending is not None and hmac.compare_digest(pending, join_token(role, ctx.docker_host)):
+    if pending is not None and hmac.compare_digest(pending, join_token(ctx, role)):
         return {"rotated": False, "already": True}  # a retried step: the cluster already has it
-    store_token(sm, secret_id, join_token(role, ctx.docker_host, rotate=True), version_id)
+    store_token(sm, secret_id, join_token(ctx, role, rotate=True), version_id)
     return {"rotated": True}
 
 
 def cmd_check_token(ctx: Context, role: str, version_id: str) -> dict[str, Any]:
     pending = pending_token(ctx.session.client("secretsmanager"), ctx.secret_id(role), version_id)
-    current = join_token(role, ctx.docker_host)
+    current = join_token(ctx, role)
     return {"matches": pending is not None and hmac.compare_digest(pending, current)}
 
 
 def cmd_leave(ctx: Context, force: bool) -> dict[str, Any]:
-    proc = docker(["swarm", "leave", *(["--force"] if force else [])], ctx.docker_host)
+    proc = ctx.docker(["swarm", "leave", *(["--force"] if force else [])])
     if proc.returncode == 0:
         return {"left": True}
     code = classify(proc.stderr, SWARM_ERRORS)
@@ -373,11 +376,13 @@ def run(argv: Sequence[str], env: Mapping[str, str], session: Any = None) -> dic
         return cmd_check_token(ctx, args.role, args.version_id)
     if args.command == "leave":
         return cmd_leave(ctx, args.force)
-    return swarm_info(ctx.docker_host)
+    return swarm_info(ctx)
 
 
-def main(argv: Sequence[str], env: Mapping[str, str], session: Any = None) -> int:
-    """Run one command and print one JSON line. 0: success, 1: error, 2: usage error."""
+def main(
+    argv: Sequence[str], env: Mapping[str, str], session: Any = None, *, out: TextIO | None = None
+) -> int:
+    """Run one command and print one JSON line (to ``out``, default stdout). 0: ok, 1: error, 2: usage."""
     try:
         result = run(argv, env, session)
         status = 0
@@ -391,8 +396,9 @@ def main(argv: Sequence[str], env: Mapping[str, str], session: Any = None) -> in
             "detail": redact(f"{type(exc).__name__}: {code or exc}"),
         }
         status = 1
-    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
-    sys.stdout.flush()
+    stream = out if out is not None else sys.stdout
+    stream.write(json.dumps(result, sort_keys=True) + "\n")
+    stream.flush()
     return status
 
 
