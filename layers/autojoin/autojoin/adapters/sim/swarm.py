@@ -179,7 +179,7 @@ class SimSwarm(Orchestrator):
             raise Unreachable(f"join: no manager of the ticket answered {instance_id}")
         if self._quorum_segment() != self._machines[contact.instance_id].segment:
             raise NoLeader("join: the swarm does not have a leader")
-        token_role = self.valid_token(ticket.token.get_secret_value())
+        token_role = self.valid_token(ticket.token)
         if token_role is None:
             raise InvalidJoinToken(f"join: {instance_id} presented an invalid or rotated join token")
         node = self._add_node(instance_id, token_role, self._address_of(instance_id))
@@ -339,10 +339,11 @@ class SimSwarm(Orchestrator):
             )
         return out
 
-    def valid_token(self, token: str) -> Role | None:
+    def valid_token(self, token: str | SecretStr) -> Role | None:
         """The role a token would join as now, or None (wrong, rotated, or another swarm's)."""
+        value = token.get_secret_value() if isinstance(token, SecretStr) else token
         for role, current in self._tokens.items():
-            if hmac.compare_digest(token.encode(), current.encode()):
+            if hmac.compare_digest(value.encode(), current.encode()):
                 return role
         return None
 
