@@ -44,11 +44,11 @@ def on_launch(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
 
-    @idempotent_function(data_keyword_argument="payload", persistence_store=deps.idempotency, config=config)
     def run(payload: dict[str, Any]) -> dict[str, Any]:
         return deps.launch.handle(LifecycleAction.model_validate(payload)).to_dict()
 
-    decision = run(payload=action.model_dump(mode="json"))
+    once = idempotent_function(data_keyword_argument="payload", persistence_store=deps.idempotency, config=config)
+    decision: dict[str, Any] = once(run)(payload=action.model_dump(mode="json"))
     _report_launch(decision)
     for other in decision.get("also_joined", []):
         _report_launch(other)

@@ -37,7 +37,7 @@ class LifecycleDetail(BaseModel):
     destination: str | None = Field(default=None, alias="Destination")
 
 
-class LifecycleActionEvent(EventBridgeModel):  # type: ignore[misc]
+class LifecycleActionEvent(EventBridgeModel):
     detail: LifecycleDetail
 
 

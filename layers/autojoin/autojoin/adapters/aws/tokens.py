@@ -51,7 +51,8 @@ class SecretsManagerTokenVault(TokenVault):
                 if value is not None:
                     return value
         try:
-            raw = self._provider.get(secret_id, max_age=self._max_age, force_fetch=refresh)
+            # VersionStage explicit: moto (5.2) keeps serving the old default version after a stage move.
+            raw = self._provider.get(secret_id, max_age=self._max_age, force_fetch=refresh, VersionStage=CURRENT)
         except GetParameterError:
             raise SecretMissing(f"secret for role {role.value} has no current value") from None
         if not isinstance(raw, str) or not raw:
@@ -90,7 +91,7 @@ class SecretsManagerTokenVault(TokenVault):
             params = {"SecretId": secret_id, "VersionStage": CURRENT, "MoveToVersionId": version_id}
             if current:
                 params["RemoveFromVersionId"] = current
-            self._client.update_secret_version_stage(**params)  # type: ignore[arg-type]
+            self._client.update_secret_version_stage(**params)
         except ClientError as exc:
             raise translate(exc, "UpdateSecretVersionStage") from exc
 
@@ -109,7 +110,7 @@ class SecretsManagerTokenVault(TokenVault):
         if stage:
             params["VersionStage"] = stage
         try:
-            raw = self._client.get_secret_value(**params)  # type: ignore[arg-type]
+            raw = self._client.get_secret_value(**params)
         except ClientError as exc:
             if code_of(exc) in {"ResourceNotFoundException", "InvalidRequestException"}:
                 return None
