@@ -50,7 +50,7 @@ class Settings(BaseModel):
     def role_of_secret(self, secret_id: str) -> Role | None:
         for role in Role:
             arn = self.manager_secret_arn if role is Role.MANAGER else self.worker_secret_arn
-            if arn and secret_id in {arn, arn.rsplit(":", 1)[-1]}:
+            if arn and secret_id == arn:  # rotation events name the secret by its full ARN
                 return role
         return None
 
