@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from brute_force import best_tolerance, layouts, tolerated
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from tests.unit.domain.brute_force import best_tolerance, layouts, tolerated
 
 from autojoin.domain.placement import Recommendation, optimal_layout, recommend
 from autojoin.domain.quorum import fault_tolerance, layout_key

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from brute_force import fractions, majority, tolerated
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.domain.brute_force import fractions, majority, tolerated
 
 from autojoin.domain.quorum import (
     Tolerance,

@@ -110,9 +110,9 @@ def recommendation_json(rec: Recommendation) -> dict[str, object]:
 
 
 def show_recommendation(rec: Recommendation, target: str) -> None:
-    show_tolerance(
-        rec.tolerance, f"smallest cluster that {target}: {rec.managers} managers over {len(rec.zones)} AZs"
-    )
+    headline = f"smallest cluster that {target}: {rec.managers} managers over {len(rec.zones)} AZs"
+    console().print(Text(headline, style="bold"), soft_wrap=True)
+    show_tolerance(rec.tolerance, "recommended layout")
 
 
 def plan_json(plan: TransitionPlan) -> dict[str, object]:
