@@ -51,8 +51,7 @@ class InstanceSpec(Spec):
 class GroupSpec(Spec):
     """An Auto Scaling group of one role: its name, zones and instances."""
 
-    name: str | None = None  # default "<cluster>-managers" / "<cluster>-workers"
-    zones: tuple[str, ...] | None = None  # default: the cluster's zones
+    name: str | None = None  # default "<cluster>-manager" / "<cluster>-worker" (the template's names)
     count: int | None = Field(default=None, ge=0)
     layout: dict[str, int] | None = None  # zone -> instances (an explicit, possibly unbalanced layout)
     instances: tuple[InstanceSpec, ...] | None = None
@@ -100,16 +99,17 @@ class ClusterSpec(Spec):
         for role in Role:
             g = self.group(role)
             key = _KEY[role]
-            for z in g.zones or ():
-                if z not in self.zones:
-                    raise ValueError(f"{key}.zones: {z} is not one of the zones ({', '.join(self.zones)})")
             for z in g.layout or {}:
                 if z not in self.group_zones(role):
-                    raise ValueError(f"{key}.layout: {z} is not one of the group's zones")
+                    raise ValueError(
+                        f"{key}.layout: zone {z} does not exist (zones: {', '.join(self.zones)})"
+                    )
             seen: set[str] = set()
             for inst in g.instances or ():
                 if inst.az not in self.group_zones(role):
-                    raise ValueError(f"{key}.instances: {inst.id} is in {inst.az}, not a zone of the group")
+                    raise ValueError(
+                        f"{key}.instances: {inst.id} is in {inst.az}, a zone that does not exist"
+                    )
                 if inst.id in seen:
                     raise ValueError(f"{key}.instances: {inst.id} is listed twice")
                 seen.add(inst.id)
@@ -124,10 +124,10 @@ class ClusterSpec(Spec):
         return self.managers if role is Role.MANAGER else self.workers
 
     def group_name(self, role: Role) -> str:
-        return self.group(role).name or f"{self.cluster}-{_KEY[role]}"
+        return self.group(role).name or f"{self.cluster}-{role.value}"
 
     def group_zones(self, role: Role) -> tuple[str, ...]:
-        return self.group(role).zones or self.zones
+        return self.zones  # both groups span every zone (one SubnetIds parameter in the template)
 
     def role_of_group(self, name: str) -> Role | None:
         return next((r for r in Role if self.group_name(r) == name), None)
