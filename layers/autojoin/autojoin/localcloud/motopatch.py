@@ -1,0 +1,201 @@
+"""Hooks the lifecycle engine into moto's Auto Scaling service while a LocalCloud is open.
+
+- ``CompleteLifecycleAction`` and ``RecordLifecycleActionHeartbeat`` become real actions on moto's
+  response class (moto dispatches Action → snake_case method), routed into the engine, with AWS's
+  ``ValidationError`` when no action is active.
+- ``PutLifecycleHook`` keeps ``NotificationMetadata`` (moto drops it).
+- For groups the engine manages, moto's own capacity logic (``set_desired_capacity``), its
+  ``TerminateInstanceInAutoScalingGroup`` and its reaction to EC2 ``TerminateInstances`` are replaced by
+  the engine's. Groups the engine does not manage keep moto's behaviour.
+
+Patches are installed once per process while at least one LocalCloud is open, and removed after.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from autojoin.localcloud.asg import AsgEngine, HookSpec, NoActiveLifecycleAction
+
+_LOCK = threading.Lock()
+_ENGINES: dict[tuple[str, str], AsgEngine] = {}
+_ORIGINALS: dict[tuple[type, str], Any] = {}
+
+
+def engine_for(account: str, region: str) -> AsgEngine | None:
+    return _ENGINES.get((account, region))
+
+
+def _managed(account: str, region: str, group: str | None) -> AsgEngine | None:
+    eng = engine_for(account, region)
+    return eng if eng is not None and group is not None and eng.manages(group) else None
+
+
+# --- new actions on moto's AutoScalingResponse ---------------------------------------------------------
+
+
+def _lifecycle_target(resp: Any) -> tuple[AsgEngine, str, str, str | None, str | None]:
+    from moto.autoscaling.exceptions import ValidationError
+
+    group = resp._get_param("AutoScalingGroupName")
+    hook = resp._get_param("LifecycleHookName")
+    token = resp._get_param("LifecycleActionToken")
+    instance_id = resp._get_param("InstanceId")
+    eng = engine_for(resp.current_account, resp.region)
+    if eng is None or group not in resp.autoscaling_backend.autoscaling_groups:
+        raise ValidationError(f"Group {group} not found")
+    if not token and not instance_id:
+        raise ValidationError("Either LifecycleActionToken or InstanceId must be specified")
+    return eng, group, hook, token, instance_id
+
+
+def complete_lifecycle_action(self: Any) -> Any:
+    from moto.autoscaling.exceptions import ValidationError
+    from moto.core.responses import EmptyResult
+
+    eng, group, hook, token, instance_id = _lifecycle_target(self)
+    result = self._get_param("LifecycleActionResult")
+    if result not in {"CONTINUE", "ABANDON"}:
+        raise ValidationError("LifecycleActionResult must be either CONTINUE or ABANDON")
+    try:
+        eng.complete(group, hook, result, token=token, instance_id=instance_id)
+    except NoActiveLifecycleAction as exc:
+        raise ValidationError(str(exc)) from None
+    return EmptyResult()
+
+
+def record_lifecycle_action_heartbeat(self: Any) -> Any:
+    from moto.autoscaling.exceptions import ValidationError
+    from moto.core.responses import EmptyResult
+
+    eng, group, hook, token, instance_id = _lifecycle_target(self)
+    try:
+        eng.heartbeat(group, hook, token=token, instance_id=instance_id)
+    except NoActiveLifecycleAction as exc:
+        raise ValidationError(str(exc)) from None
+    return EmptyResult()
+
+
+def _put_lifecycle_hook(original: Callable[..., Any]) -> Callable[..., Any]:
+    def put_lifecycle_hook(self: Any) -> Any:
+        out = original(self)
+        eng = engine_for(self.current_account, self.region)
+        group = self._get_param("AutoScalingGroupName")
+        if eng is not None and eng.manages(group):
+            hook = self.autoscaling_backend.lifecycle_hooks[f"{group}_{self._get_param('LifecycleHookName')}"]
+            eng.hooks[(group, hook.name)] = HookSpec(
+                group,
+                hook.name,
+                str(hook.lifecycle_transition),
+                hook.heartbeat_timeout,
+                hook.default_result,
+                self._get_param("NotificationMetadata"),
+            )
+        return out
+
+    return put_lifecycle_hook
+
+
+# --- replaced moto model behaviour for managed groups ------------------------------------------------
+
+
+def _set_desired_capacity(original: Callable[..., Any]) -> Callable[..., Any]:
+    def set_desired_capacity(self: Any, new_capacity: int | None) -> None:
+        eng = _managed(self.account_id, self.region, self.name)
+        if eng is None:
+            original(self, new_capacity)
+            return
+        eng.on_desired(self, new_capacity)
+
+    return set_desired_capacity
+
+
+def _terminate_instance(original: Callable[..., Any]) -> Callable[..., Any]:
+    def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
+        eng = engine_for(self.account_id, self.region_name)
+        if eng is not None and instance_id in eng.tracked and eng.manages(eng.tracked[instance_id].group):
+            return eng.api_terminate(instance_id, should_decrement)
+        return original(self, instance_id, should_decrement)
+
+    return terminate_instance
+
+
+def _notify_terminate_instances(original: Callable[..., Any]) -> Callable[..., Any]:
+    def notify_terminate_instances(self: Any, instance_ids: list[str]) -> None:
+        eng = engine_for(self.account_id, self.region_name)
+        if eng is None:
+            original(self, instance_ids)
+            return
+        mine = [i for i in instance_ids if i in eng.tracked and eng.manages(eng.tracked[i].group)]
+        eng.ec2_terminated(mine)
+        rest = [i for i in instance_ids if i not in mine]
+        if rest:
+            original(self, rest)
+
+    return notify_terminate_instances
+
+
+def _delete_auto_scaling_group(original: Callable[..., Any]) -> Callable[..., Any]:
+    def delete_auto_scaling_group(self: Any, group_name: str) -> None:
+        eng = engine_for(self.account_id, self.region_name)
+        if eng is not None:
+            eng.forget(group_name)
+        original(self, group_name)
+
+    return delete_auto_scaling_group
+
+
+def install(engine: AsgEngine) -> None:
+    from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    with _LOCK:
+        if not _ENGINES:
+            _swap(AutoScalingResponse, "complete_lifecycle_action", complete_lifecycle_action)
+            _swap(AutoScalingResponse, "record_lifecycle_action_heartbeat", record_lifecycle_action_heartbeat)
+            _swap(
+                AutoScalingResponse,
+                "put_lifecycle_hook",
+                _put_lifecycle_hook(AutoScalingResponse.put_lifecycle_hook),
+            )
+            _swap(
+                FakeAutoScalingGroup,
+                "set_desired_capacity",
+                _set_desired_capacity(FakeAutoScalingGroup.set_desired_capacity),
+            )
+            _swap(
+                AutoScalingBackend,
+                "terminate_instance",
+                _terminate_instance(AutoScalingBackend.terminate_instance),
+            )
+            _swap(
+                AutoScalingBackend,
+                "notify_terminate_instances",
+                _notify_terminate_instances(AutoScalingBackend.notify_terminate_instances),
+            )
+            _swap(
+                AutoScalingBackend,
+                "delete_auto_scaling_group",
+                _delete_auto_scaling_group(AutoScalingBackend.delete_auto_scaling_group),
+            )
+        _ENGINES[(engine.account, engine.region)] = engine
+
+
+def uninstall(engine: AsgEngine) -> None:
+    with _LOCK:
+        if _ENGINES.get((engine.account, engine.region)) is engine:
+            del _ENGINES[(engine.account, engine.region)]
+        if not _ENGINES:
+            for (cls, name), value in list(_ORIGINALS.items()):
+                if value is None:
+                    delattr(cls, name)
+                else:
+                    setattr(cls, name, value)
+            _ORIGINALS.clear()
+
+
+def _swap(cls: type, name: str, value: Any) -> None:
+    _ORIGINALS[(cls, name)] = cls.__dict__.get(name)
+    setattr(cls, name, value)
