@@ -35,7 +35,12 @@ class FakeFleet(Fleet):
 
     def launch(self, iid: str, group: str, az: str, ip: str, itype: str = "t3.small") -> InstanceInfo:
         info = InstanceInfo(
-            instance_id=iid, az=az, group=group, instance_type=itype, private_ip=ip, lifecycle_state="Pending:Wait"
+            instance_id=iid,
+            az=az,
+            group=group,
+            instance_type=itype,
+            private_ip=ip,
+            lifecycle_state="Pending:Wait",
         )
         self.by_id[iid] = info
         self.open_actions.add(iid)

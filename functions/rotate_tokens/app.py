@@ -1,4 +1,4 @@
-"""rotate_tokens: Secrets Manager rotation (createSecret/setSecret/testSecret/finishSecret) of a join token."""
+"""rotate_tokens: Secrets Manager rotation (create/set/test/finishSecret) of one role's join token."""
 
 from __future__ import annotations
 

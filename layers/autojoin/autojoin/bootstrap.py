@@ -37,7 +37,9 @@ class Deps:
     orchestrator_override: Orchestrator | None = None
 
     def client(self, service: str) -> Any:
-        return self._clients.setdefault(service, self.session.client(service, region_name=self.settings.region))  # type: ignore[call-overload]
+        return self._clients.setdefault(
+            service, self.session.client(service, region_name=self.settings.region)
+        )  # type: ignore[call-overload]
 
     @cached_property
     def _clients(self) -> dict[str, Any]:
@@ -63,10 +65,15 @@ class Deps:
 
         secrets = {
             role: arn
-            for role, arn in ((Role.MANAGER, self.settings.manager_secret_arn), (Role.WORKER, self.settings.worker_secret_arn))
+            for role, arn in (
+                (Role.MANAGER, self.settings.manager_secret_arn),
+                (Role.WORKER, self.settings.worker_secret_arn),
+            )
             if arn
         }
-        return SecretsManagerTokenVault(self.client("secretsmanager"), secrets, max_age=self.settings.token_max_age)
+        return SecretsManagerTokenVault(
+            self.client("secretsmanager"), secrets, max_age=self.settings.token_max_age
+        )
 
     @cached_property
     def state(self) -> DynamoStateStore:
@@ -79,7 +86,10 @@ class Deps:
         from autojoin.adapters.aws.handoff import DynamoHandOff
 
         return DynamoHandOff(
-            self.client("dynamodb"), self.settings.handoff_table, self.settings.instance_role_ids(), self.clock.now
+            self.client("dynamodb"),
+            self.settings.handoff_table,
+            self.settings.instance_role_ids(),
+            self.clock.now,
         )
 
     @cached_property
@@ -123,7 +133,9 @@ class Deps:
         from autojoin.services.launch import LaunchConfig, LaunchService
 
         config = LaunchConfig(
-            cluster=self.settings.cluster, handoff_ttl=self.settings.handoff_ttl, join_wait=self.settings.join_wait
+            cluster=self.settings.cluster,
+            handoff_ttl=self.settings.handoff_ttl,
+            join_wait=self.settings.join_wait,
         )
         return LaunchService(
             config,

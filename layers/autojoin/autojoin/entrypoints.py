@@ -39,16 +39,22 @@ def on_launch(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
         count("BadInput")
         return {"outcome": "rejected", "reason": str(exc)}
     logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id, asg=action.group)
+    logger.debug("launch action", extra={"action": action.model_dump(mode="json")})
 
-    config = IdempotencyConfig(event_key_jmespath="token", expires_after_seconds=deps.settings.idempotency_ttl)
+    config = IdempotencyConfig(
+        event_key_jmespath="token", expires_after_seconds=deps.settings.idempotency_ttl
+    )
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
 
     def run(payload: dict[str, Any]) -> dict[str, Any]:
         return deps.launch.handle(LifecycleAction.model_validate(payload)).to_dict()
 
-    once = idempotent_function(data_keyword_argument="payload", persistence_store=deps.idempotency, config=config)
+    once = idempotent_function(
+        data_keyword_argument="payload", persistence_store=deps.idempotency, config=config
+    )
     decision: dict[str, Any] = once(run)(payload=action.model_dump(mode="json"))
+    logger.debug("launch decision", extra={"decision_detail": decision})
     _report_launch(decision)
     for other in decision.get("also_joined", []):
         _report_launch(other)
@@ -57,7 +63,9 @@ def on_launch(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
 
 def _report_launch(decision: dict[str, Any]) -> None:
     outcome = Outcome(decision["outcome"])
-    fields = {k: decision[k] for k in ("instance_id", "role", "az", "result", "completion", "error") if decision[k]}
+    fields = {
+        k: decision[k] for k in ("instance_id", "role", "az", "result", "completion", "error") if decision[k]
+    }
     if outcome is Outcome.ABANDONED:
         logger.error(decision["reason"], extra={"decision": outcome.value, **fields})
     else:
@@ -72,6 +80,7 @@ def rotate_tokens(event: Any, deps: Deps) -> dict[str, str]:
         logger.error("rejected rotation input", extra={"error_type": "BadInput"})
         count("BadInput")
         raise BadInput("rotation event needs SecretId, ClientRequestToken and Step")
+    logger.debug("rotation step", extra={"step": event["Step"], "version_id": event["ClientRequestToken"]})
     try:
         decision = deps.rotation.handle(event["SecretId"], event["ClientRequestToken"], event["Step"])
     except Exception as exc:

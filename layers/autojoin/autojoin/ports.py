@@ -95,7 +95,9 @@ class JoinTicket:
     cluster: str
 
     def __repr__(self) -> str:  # never print the token, even by accident
-        return f"JoinTicket(role={self.role.value}, cluster={self.cluster}, managers={self.manager_addresses})"
+        return (
+            f"JoinTicket(role={self.role.value}, cluster={self.cluster}, managers={self.manager_addresses})"
+        )
 
 
 class HandOff(ABC):

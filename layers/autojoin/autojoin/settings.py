@@ -1,4 +1,4 @@
-"""Settings: the function's environment parsed once into a typed model (names and ARNs only, never secrets)."""
+"""Settings: the function's environment parsed once into a typed model (names and ARNs, never secrets)."""
 
 from __future__ import annotations
 

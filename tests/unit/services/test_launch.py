@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from tests.fakes import FakeFleet, FakeHandOff, FakeState, FakeVault
 
 from autojoin.adapters.sim.clock import SimClock
 from autojoin.adapters.sim.swarm import SimSwarm
 from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
 from autojoin.ports import CompletionOutcome
 from autojoin.services.launch import LaunchConfig, LaunchService, Outcome
-from tests.fakes import FakeFleet, FakeHandOff, FakeState, FakeVault
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 
@@ -33,8 +33,13 @@ class World:
         group = "mgr" if role is Role.MANAGER else "wrk"
         self.fleet.launch(iid, group, az, f"10.0.0.{self.n}")
         return LifecycleAction(
-            kind=LifecycleKind.LAUNCHING, group=group, instance_id=iid, hook="autojoin-launch",
-            token=f"tok-{self.n}", event_id=f"ev-{self.n}", **extra,  # type: ignore[arg-type]
+            kind=LifecycleKind.LAUNCHING,
+            group=group,
+            instance_id=iid,
+            hook="autojoin-launch",
+            token=f"tok-{self.n}",
+            event_id=f"ev-{self.n}",
+            **extra,  # type: ignore[arg-type]
         )
 
 
@@ -54,7 +59,12 @@ def world() -> World:
         read_pending=vault.pending,
     )
     service = LaunchService(
-        LaunchConfig(cluster="demo"), fleet=fleet, vault=vault, handoff=handoff, orchestrator=swarm, state=state,
+        LaunchConfig(cluster="demo"),
+        fleet=fleet,
+        vault=vault,
+        handoff=handoff,
+        orchestrator=swarm,
+        state=state,
         clock=clock,
     )
     return World(fleet, vault, handoff, state, swarm, service, clock)
@@ -69,7 +79,12 @@ def test_first_manager_bootstraps_and_stores_both_tokens(world: World) -> None:
     assert world.swarm.valid_token(world.vault.current[Role.WORKER]) is Role.WORKER
     member = world.swarm.members()[0]
     assert member.role is Role.MANAGER and member.leader
-    assert member.labels == {"az": "us-east-1a", "instance-id": action.instance_id, "asg": "mgr", "instance-type": "t3.small"}
+    assert member.labels == {
+        "az": "us-east-1a",
+        "instance-id": action.instance_id,
+        "asg": "mgr",
+        "instance-type": "t3.small",
+    }
     assert world.state.is_bootstrapped("demo")
 
 
@@ -83,7 +98,9 @@ def test_grows_to_three_managers_and_five_workers_with_right_roles_and_labels(wo
     assert sorted(m.role.value for m in members) == ["manager"] * 3 + ["worker"] * 5
     assert all(m.ready for m in members)
     assert {m.labels["az"] for m in members if m.role is Role.MANAGER} == set(ZONES)
-    assert [c[1:] for c in world.fleet.completions] == [(LifecycleResult.CONTINUE, CompletionOutcome.COMPLETED)] * 8
+    assert [c[1:] for c in world.fleet.completions] == [
+        (LifecycleResult.CONTINUE, CompletionOutcome.COMPLETED)
+    ] * 8
     assert world.handoff.slots == {}  # nothing left behind
     view = world.state.snapshot("demo")
     assert view is not None and view.manager_layout() == {z: 1 for z in ZONES}
@@ -118,12 +135,16 @@ def test_a_worker_never_gets_the_manager_token(world: World) -> None:
     world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
     for _ in range(3):
         world.service.handle(world.launch(Role.WORKER, "us-east-1b"))
-    assert {role for iid, role in world.handoff.offered if world.fleet.by_id[iid].group == "wrk"} == {Role.WORKER}
+    assert {role for iid, role in world.handoff.offered if world.fleet.by_id[iid].group == "wrk"} == {
+        Role.WORKER
+    }
 
 
 def test_group_of_no_cluster_is_ignored_and_not_completed(world: World) -> None:
     world.fleet.launch("i-0000000000000abcd", "other", "us-east-1a", "10.0.9.9")
-    action = LifecycleAction(kind=LifecycleKind.LAUNCHING, group="other", instance_id="i-0000000000000abcd", hook="h")
+    action = LifecycleAction(
+        kind=LifecycleKind.LAUNCHING, group="other", instance_id="i-0000000000000abcd", hook="h"
+    )
     assert world.service.handle(action).outcome is Outcome.IGNORED
     unknown = action.model_copy(update={"group": "nope"})
     assert world.service.handle(unknown).outcome is Outcome.IGNORED
@@ -131,7 +152,9 @@ def test_group_of_no_cluster_is_ignored_and_not_completed(world: World) -> None:
 
 
 def test_test_notification_and_terminate_are_not_launches(world: World) -> None:
-    assert world.service.handle(LifecycleAction(kind=LifecycleKind.TEST, group="mgr")).outcome is Outcome.IGNORED
+    assert (
+        world.service.handle(LifecycleAction(kind=LifecycleKind.TEST, group="mgr")).outcome is Outcome.IGNORED
+    )
     term = LifecycleAction(kind=LifecycleKind.TERMINATING, group="mgr", instance_id="i-1", hook="h")
     assert world.service.handle(term).outcome is Outcome.IGNORED
 

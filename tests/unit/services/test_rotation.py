@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.fakes import FakeHandOff, FakeVault
 
 from autojoin.adapters.sim.clock import SimClock
 from autojoin.adapters.sim.swarm import SimSwarm
@@ -10,7 +11,6 @@ from autojoin.domain.model import Role
 from autojoin.errors import BadInput
 from autojoin.services.rotation import RotationFailed, RotationService, Step
 from autojoin.settings import Settings
-from tests.fakes import FakeHandOff, FakeVault
 
 MGR_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:demo-manager-token-AbCdEf"
 WRK_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:demo-worker-token-GhIjKl"
@@ -21,11 +21,16 @@ V2 = "0123456789abcdef0123456789abcdef"
 def setup() -> tuple[RotationService, FakeVault, SimSwarm]:
     vault, handoff = FakeVault(), FakeHandOff()
     swarm = SimSwarm(
-        SimClock(), take_ticket=handoff.take, store_token=vault.store, address_of=lambda i: "10.0.0.1",
+        SimClock(),
+        take_ticket=handoff.take,
+        store_token=vault.store,
+        address_of=lambda i: "10.0.0.1",
         read_pending=vault.pending,
     )
     swarm.init("i-1", "10.0.0.1")
-    settings = Settings(cluster="demo", state_table="t", manager_secret_arn=MGR_ARN, worker_secret_arn=WRK_ARN)
+    settings = Settings(
+        cluster="demo", state_table="t", manager_secret_arn=MGR_ARN, worker_secret_arn=WRK_ARN
+    )
     return RotationService(settings, vault=vault, orchestrator=swarm), vault, swarm
 
 

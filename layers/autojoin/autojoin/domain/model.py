@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,9 +45,7 @@ class ClusterView(Frozen):
     zones: tuple[str, ...] = ()  # every AZ the manager group may use, even empty ones
 
     def managers(self, *, healthy_only: bool = False) -> tuple[Node, ...]:
-        return tuple(
-            n for n in self.nodes if n.role is Role.MANAGER and (n.healthy or not healthy_only)
-        )
+        return tuple(n for n in self.nodes if n.role is Role.MANAGER and (n.healthy or not healthy_only))
 
     def workers(self) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.role is Role.WORKER)

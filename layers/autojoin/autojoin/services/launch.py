@@ -122,15 +122,20 @@ class LaunchService:
         group = self.fleet.group(action.group)
         if group is None or group.cluster != self.config.cluster or group.role is None:
             return LaunchDecision(
-                Outcome.IGNORED, f"group {action.group} is not a group of cluster {self.config.cluster}",
+                Outcome.IGNORED,
+                f"group {action.group} is not a group of cluster {self.config.cluster}",
                 action.instance_id,
             )
         role = group.role
         if action.into_warm_pool:
             done = self.fleet.complete(action, LifecycleResult.CONTINUE)
             return LaunchDecision(
-                Outcome.WARM_POOL, "launch into the warm pool is not a join", action.instance_id, role,
-                result=LifecycleResult.CONTINUE, completion=done,
+                Outcome.WARM_POOL,
+                "launch into the warm pool is not a join",
+                action.instance_id,
+                role,
+                result=LifecycleResult.CONTINUE,
+                completion=done,
             )
         instance = self.fleet.instance(action.instance_id)
         if instance is None or instance.gone:
@@ -152,12 +157,20 @@ class LaunchService:
             self.orchestrator.label(node_id, _labels(instance, group))
         except OrchestratorError as exc:
             self.state.release_bootstrap(cluster, instance.instance_id)
-            return self._abandon(action, Role.MANAGER, instance, f"cluster init failed: {type(exc).__name__}", exc)
+            return self._abandon(
+                action, Role.MANAGER, instance, f"cluster init failed: {type(exc).__name__}", exc
+            )
         self.state.mark_bootstrapped(cluster, instance.instance_id)
         done = self.fleet.complete(action, LifecycleResult.CONTINUE)
         decision = LaunchDecision(
-            Outcome.BOOTSTRAPPED, "first manager: initialised the cluster", instance.instance_id, Role.MANAGER,
-            instance.az, LifecycleResult.CONTINUE, done, node_id,
+            Outcome.BOOTSTRAPPED,
+            "first manager: initialised the cluster",
+            instance.instance_id,
+            Role.MANAGER,
+            instance.az,
+            LifecycleResult.CONTINUE,
+            done,
+            node_id,
         )
         self._save_snapshot()
         return _with_also(decision, self._finish_pending())
@@ -167,7 +180,9 @@ class LaunchService:
         alive = self.fleet.heartbeat(action)
         if not alive:
             self.state.remove_pending(self.config.cluster, instance.instance_id)
-            return LaunchDecision(Outcome.GONE, "lifecycle action already finished", instance.instance_id, role)
+            return LaunchDecision(
+                Outcome.GONE, "lifecycle action already finished", instance.instance_id, role
+            )
         return LaunchDecision(
             Outcome.PENDING, f"{why}: waiting (hook kept alive)", instance.instance_id, role, instance.az
         )
@@ -186,7 +201,9 @@ class LaunchService:
             out.append(decision)
         return tuple(out)
 
-    def _join(self, action: LifecycleAction, group: GroupInfo, role: Role, instance: InstanceInfo) -> LaunchDecision:
+    def _join(
+        self, action: LifecycleAction, group: GroupInfo, role: Role, instance: InstanceInfo
+    ) -> LaunchDecision:
         iid = instance.instance_id
         try:
             members = self.orchestrator.members()
@@ -207,15 +224,21 @@ class LaunchService:
             return self._abandon(action, role, instance, f"join failed: {type(exc).__name__}", exc)
         done = self.fleet.complete(action, LifecycleResult.CONTINUE)
         self._save_snapshot()
-        return LaunchDecision(outcome, reason, iid, role, instance.az, LifecycleResult.CONTINUE, done, node_id)
+        return LaunchDecision(
+            outcome, reason, iid, role, instance.az, LifecycleResult.CONTINUE, done, node_id
+        )
 
     def _hand_off_and_join(self, instance_id: str, role: Role, members: Sequence[Member]) -> str:
         addresses = tuple(
-            f"{m.address}:{SWARM_PORT}" for m in members if m.role is Role.MANAGER and m.reachable and m.address
+            f"{m.address}:{SWARM_PORT}"
+            for m in members
+            if m.role is Role.MANAGER and m.reachable and m.address
         )
         refreshed = False
         while True:
-            ticket = JoinTicket(role, self.vault.token(role, refresh=refreshed), addresses, self.config.cluster)
+            ticket = JoinTicket(
+                role, self.vault.token(role, refresh=refreshed), addresses, self.config.cluster
+            )
             self.handoff.offer(instance_id, ticket, self.config.handoff_ttl)
             try:
                 return self.orchestrator.join(instance_id, role)
@@ -233,7 +256,9 @@ class LaunchService:
             if member is not None and member.ready and member.role is role:
                 return
             if waited >= self.config.join_wait:
-                raise _NotReady(f"node did not show Ready as {role.value} within {self.config.join_wait:.0f}s")
+                raise _NotReady(
+                    f"node did not show Ready as {role.value} within {self.config.join_wait:.0f}s"
+                )
             self.clock.sleep(self.config.poll_interval)
             waited += self.config.poll_interval
 
@@ -243,7 +268,13 @@ class LaunchService:
         self.state.remove_pending(self.config.cluster, instance.instance_id)
         done = self.fleet.complete(action, LifecycleResult.ABANDON)
         return LaunchDecision(
-            Outcome.ABANDONED, reason, instance.instance_id, role, instance.az, LifecycleResult.ABANDON, done,
+            Outcome.ABANDONED,
+            reason,
+            instance.instance_id,
+            role,
+            instance.az,
+            LifecycleResult.ABANDON,
+            done,
             error=type(exc).__name__,
         )
 
@@ -270,7 +301,9 @@ class LaunchService:
                     leader=m.leader,
                 )
             )
-        self.state.save_snapshot(ClusterView(cluster=self.config.cluster, nodes=tuple(nodes), zones=tuple(zones)))
+        self.state.save_snapshot(
+            ClusterView(cluster=self.config.cluster, nodes=tuple(nodes), zones=tuple(zones))
+        )
 
 
 class _NotReady(OrchestratorError):

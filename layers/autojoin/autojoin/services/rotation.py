@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
 from autojoin.domain.model import Role
 from autojoin.errors import AutojoinError, BadInput
 from autojoin.ports import Orchestrator, TokenVault
@@ -61,7 +62,9 @@ class RotationService:
             self.orchestrator.rotate_token(role, version_id)
             return RotationDecision(role, the_step, "rotated in the cluster; stored as AWSPENDING")
         if the_step is Step.SET:
-            return RotationDecision(role, the_step, "nothing to set: the swarm already uses the pending token")
+            return RotationDecision(
+                role, the_step, "nothing to set: the swarm already uses the pending token"
+            )
         if the_step is Step.TEST:
             if not self.orchestrator.token_works(role, version_id):
                 raise RotationFailed(f"the swarm does not accept the pending {role.value} token")

@@ -76,7 +76,9 @@ class AsgFleet(Fleet):
 
     def instances(self, group: str) -> Sequence[InstanceInfo]:
         try:
-            groups = self._asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+            groups = self._asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+                "AutoScalingGroups"
+            ]
         except ClientError as exc:
             raise translate(exc, "DescribeAutoScalingGroups") from exc
         if not groups:

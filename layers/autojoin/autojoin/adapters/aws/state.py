@@ -46,7 +46,9 @@ class DynamoStateStore(StateStore):
             raise translate(exc, "GetItem") from exc
         return dict(item) if item else None
 
-    def _put(self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None) -> bool:
+    def _put(
+        self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None
+    ) -> bool:
         params: dict[str, Any] = {"TableName": self._table, "Item": item}
         if condition:
             params["ConditionExpression"] = condition
@@ -174,7 +176,10 @@ class DynamoStateStore(StateStore):
             for page in pages:
                 for item in page.get("Items", []):
                     out.append(
-                        (LifecycleAction.model_validate(json.loads(item["action"]["S"])), Role(item["role"]["S"]))
+                        (
+                            LifecycleAction.model_validate(json.loads(item["action"]["S"])),
+                            Role(item["role"]["S"]),
+                        )
                     )
         except ClientError as exc:
             raise translate(exc, "Query") from exc

@@ -28,7 +28,9 @@ PENDING = "AWSPENDING"
 
 
 class SecretsManagerTokenVault(TokenVault):
-    def __init__(self, client: SecretsManagerClient, secrets: Mapping[Role, str], *, max_age: int = 300) -> None:
+    def __init__(
+        self, client: SecretsManagerClient, secrets: Mapping[Role, str], *, max_age: int = 300
+    ) -> None:
         self._client = client
         self._secrets = dict(secrets)
         self._max_age = max_age
@@ -52,7 +54,9 @@ class SecretsManagerTokenVault(TokenVault):
                     return value
         try:
             # VersionStage explicit: moto (5.2) keeps serving the old default version after a stage move.
-            raw = self._provider.get(secret_id, max_age=self._max_age, force_fetch=refresh, VersionStage=CURRENT)
+            raw = self._provider.get(
+                secret_id, max_age=self._max_age, force_fetch=refresh, VersionStage=CURRENT
+            )
         except GetParameterError:
             raise SecretMissing(f"secret for role {role.value} has no current value") from None
         if not isinstance(raw, str) or not raw:

@@ -1,0 +1,255 @@
+"""The real Lambda handlers (functions/*/app.py) with injected deps: moto for DynamoDB (state +
+idempotency), in-memory fakes for the fleet/vault/hand-off, the SimSwarm as orchestrator.
+
+Everything the handlers print (Powertools logs at DEBUG, EMF metrics) is captured at the file-descriptor
+level and searched for tokens."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from tests.fakes import FakeFleet, FakeHandOff, FakeVault
+
+from autojoin.adapters.aws.state import DynamoStateStore
+from autojoin.adapters.sim.clock import SimClock
+from autojoin.adapters.sim.swarm import SimSwarm
+from autojoin.bootstrap import Deps, build_deps
+from autojoin.domain.model import LifecycleResult, Role
+from autojoin.observability import logger
+from autojoin.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = re.compile(r"SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}")
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+MGR_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:demo-manager-token-AbCdEf"
+WRK_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:demo-worker-token-GhIjKl"
+
+
+def load_handler(folder: str) -> Callable[..., Any]:
+    spec = importlib.util.spec_from_file_location(f"handler_{folder}", ROOT / "functions" / folder / "app.py")
+    assert spec and spec.loader
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler  # type: ignore[no-any-return]
+
+
+@dataclass
+class Context:
+    function_name: str = "on_launch"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:on_launch"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class Env:
+    deps: Deps
+    fleet: FakeFleet
+    vault: FakeVault
+    handoff: FakeHandOff
+    swarm: SimSwarm
+    logs: io.StringIO
+    n: int = 0
+
+    def event(self, role: Role, az: str, **detail: str) -> dict[str, Any]:
+        self.n += 1
+        iid = f"i-{self.n:017x}"
+        group = "demo-manager" if role is Role.MANAGER else "demo-worker"
+        self.fleet.launch(iid, group, az, f"10.0.1.{self.n}")
+        return {
+            "version": "0",
+            "id": f"ev-{self.n}",
+            "detail-type": "EC2 Instance-launch Lifecycle Action",
+            "source": "aws.autoscaling",
+            "account": "123456789012",
+            "time": "2026-01-01T00:00:00Z",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {
+                "LifecycleActionToken": f"00000000-0000-4000-8000-{self.n:012d}",
+                "AutoScalingGroupName": group,
+                "LifecycleHookName": "autojoin-launch",
+                "EC2InstanceId": iid,
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                **detail,
+            },
+        }
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> Iterator[Env]:
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Autojoin")
+    logger.setLevel("DEBUG")
+    # Powertools bound its handler's stream at import time: add one more handler, with the same JSON
+    # formatter, writing to a buffer this test reads (EMF metrics are print()ed and reach capfd).
+    buffer = io.StringIO()
+    capture = logging.StreamHandler(buffer)
+    capture.setFormatter(logger.registered_formatter)
+    logger.addHandler(capture)
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        session.client("dynamodb").create_table(
+            TableName="state",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        clock = SimClock()
+        fleet, vault, handoff = FakeFleet(), FakeVault(), FakeHandOff()
+        fleet.add_group("demo-manager", "demo", Role.MANAGER, ZONES)
+        fleet.add_group("demo-worker", "demo", Role.WORKER, ZONES)
+        swarm = SimSwarm(
+            clock,
+            take_ticket=handoff.take,
+            store_token=vault.store,
+            address_of=lambda i: fleet.by_id[i].private_ip or "",
+            read_pending=vault.pending,
+        )
+        settings = Settings(
+            cluster="demo",
+            state_table="state",
+            handoff_table="handoff",
+            manager_secret_arn=MGR_ARN,
+            worker_secret_arn=WRK_ARN,
+            region="us-east-1",
+        )
+        deps = build_deps(settings, orchestrator=swarm, clock=clock, session=session)
+        # the fleet, vault and hand-off are fakes here (the local-cloud suite runs the boto3 ones)
+        deps.__dict__.update(fleet=fleet, vault=vault, handoff=handoff)
+        assert isinstance(deps.state, DynamoStateStore)
+        yield Env(deps, fleet, vault, handoff, swarm, buffer)
+    logger.removeHandler(capture)
+    logger.setLevel("INFO")
+
+
+def emf_metrics(out: str) -> list[str]:
+    names: list[str] = []
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            doc = json.loads(line)
+            names += [m["Name"] for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]]
+    return names
+
+
+def test_cluster_grows_through_the_handler_and_nothing_prints_a_token(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    handler = load_handler("on_launch")
+    results = [handler(env.event(Role.MANAGER, z), Context(), deps=env.deps) for z in ZONES]
+    results += [handler(env.event(Role.WORKER, ZONES[i % 3]), Context(), deps=env.deps) for i in range(5)]
+    assert [r["outcome"] for r in results] == ["bootstrapped"] + ["joined"] * 7
+    assert all(r["result"] == "CONTINUE" for r in results)
+    out = capfd.readouterr()
+    everything = env.logs.getvalue() + out.out + out.err + json.dumps(results)
+    assert env.vault.current  # tokens exist ...
+    assert all(t not in everything for t in env.vault.current.values())  # ... and never got out
+    assert not TOKEN.search(everything)
+    assert '"level":"DEBUG"' in everything.replace(" ", "")  # debug logging really was on
+    metrics = emf_metrics(out.out)
+    assert metrics.count("JoinCompleted") == 7 and metrics.count("ClusterBootstrapped") == 1
+
+
+def test_duplicate_event_is_processed_once(env: Env) -> None:
+    handler = load_handler("on_launch")
+    handler(env.event(Role.MANAGER, "us-east-1a"), Context(), deps=env.deps)
+    event = env.event(Role.WORKER, "us-east-1b")
+    first = handler(event, Context(), deps=env.deps)
+    second = handler(event, Context(), deps=env.deps)
+    assert first == second and first["outcome"] == "joined"
+    assert len(env.swarm.members()) == 2
+    assert [c[0] for c in env.fleet.completions].count(event["detail"]["EC2InstanceId"]) == 1
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "not an object",
+        {"detail": {"EC2InstanceId": "i-1"}},
+        {"version": "0", "source": "aws.autoscaling"},
+        {"Event": "autoscaling:TEST_NOTIFICATION"},
+    ],
+)
+def test_malformed_input_is_logged_counted_and_answered_without_raising(
+    env: Env, capfd: pytest.CaptureFixture[str], event: Any
+) -> None:
+    result = load_handler("on_launch")(event, Context(), deps=env.deps)
+    assert result["outcome"] == "rejected"
+    out = capfd.readouterr().out
+    assert '"error_type":"BadInput"' in env.logs.getvalue().replace(" ", "") and "BadInput" in emf_metrics(
+        out
+    )
+    assert env.fleet.completions == []
+
+
+def test_orchestrator_unreachable_abandons_with_an_error_log_and_metric(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    handler = load_handler("on_launch")
+    managers = [env.event(Role.MANAGER, z) for z in ZONES]
+    for e in managers:
+        handler(e, Context(), deps=env.deps)
+    for e in managers:
+        env.swarm.crash(e["detail"]["EC2InstanceId"])
+    capfd.readouterr()
+    result = handler(env.event(Role.WORKER, "us-east-1a"), Context(), deps=env.deps)
+    assert (result["outcome"], result["result"], result["error"]) == ("abandoned", "ABANDON", "Unreachable")
+    out = capfd.readouterr().out
+    assert '"level":"ERROR"' in env.logs.getvalue().replace(" ", "") and "JoinAbandoned" in emf_metrics(out)
+    assert env.fleet.completions[-1][1] is LifecycleResult.ABANDON
+
+
+def test_test_notification_is_ignored(env: Env) -> None:
+    event = {
+        "Event": "autoscaling:TEST_NOTIFICATION",
+        "AutoScalingGroupName": "demo-worker",
+        "Service": "AWS Auto Scaling",
+    }
+    assert load_handler("on_launch")(event, Context(), deps=env.deps)["outcome"] == "ignored"
+
+
+def test_rotation_handler_runs_the_steps_and_rejects_bad_input(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    on_launch, rotate = load_handler("on_launch"), load_handler("rotate_tokens")
+    on_launch(env.event(Role.MANAGER, "us-east-1a"), Context(), deps=env.deps)
+    version = "11111111-2222-4333-8444-555555555555"
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        out = rotate(
+            {"SecretId": WRK_ARN, "ClientRequestToken": version, "Step": step}, Context(), deps=env.deps
+        )
+        assert out["step"] == step and out["role"] == "worker"
+    assert env.swarm.valid_token(env.vault.current[Role.WORKER]) is Role.WORKER
+    from autojoin.errors import BadInput
+
+    with pytest.raises(BadInput):
+        rotate({"SecretId": WRK_ARN}, Context(), deps=env.deps)
+    captured = capfd.readouterr()
+    assert not TOKEN.search(env.logs.getvalue() + captured.out + captured.err)
+    assert '"message":"rejectedrotationinput"' in env.logs.getvalue().replace(" ", "")
