@@ -311,18 +311,30 @@ def test_a_partitioned_leader_in_the_minority_loses_leadership() -> None:
     assert h.row("i-m1")["manager_status"] == "reachable"
 
 
-def test_a_partitioned_majority_keeps_the_swarm_and_the_rest_go_down() -> None:
+def test_a_cut_off_majority_keeps_a_leader_the_control_plane_cannot_see() -> None:
     h = Harness()
     h.cluster(5, 1)
     h.swarm.partition(["i-m3", "i-m4", "i-m5"])  # they still reach each other
     leader = h.swarm.leader()
     assert leader in {"i-m3", "i-m4", "i-m5"}
+    with pytest.raises(NoLeader):  # i-m1, i-m2 answer, but have no leader
+        h.swarm.members()
+    with pytest.raises(Unreachable):
+        h.swarm.leave("i-m3")  # commands do not reach a cut-off machine
     h.clock.advance(10)
-    members = by_instance(h)  # commands still reach the majority's machines
-    assert {iid for iid, m in members.items() if not m.ready} == {"i-m1", "i-m2", "i-w1"}
     h.swarm.heal(["i-m3", "i-m4", "i-m5"])
     assert h.swarm.leader() == leader
     assert all(m.ready for m in h.swarm.members())
+
+
+def test_a_cut_off_majority_marks_the_rest_down() -> None:
+    h = Harness()
+    h.cluster(5, 1)
+    h.swarm.partition(["i-m1", "i-m2", "i-w1"])  # the control plane's side keeps i-m3..i-m5
+    h.clock.advance(10)
+    down = {r["instance_id"] for r in h.swarm.snapshot() if r["status"] == "down"}
+    assert down == {"i-m1", "i-m2", "i-w1"}
+    assert {iid for iid, m in by_instance(h).items() if not m.ready} == down
 
 
 def test_a_split_into_minorities_has_no_leader() -> None:
@@ -365,14 +377,16 @@ def test_3_2_over_two_azs_dies_with_its_bigger_az() -> None:
         h.swarm.members()
 
 
-def test_3_2_with_its_bigger_az_cut_off_lives_on_only_inside_that_az() -> None:
+def test_3_2_with_its_bigger_az_cut_off_is_lost_to_the_control_plane() -> None:
     h = Harness()
     h.cluster(5, 0)
-    h.swarm.partition(["i-m1", "i-m2", "i-m3"])  # the three still reach each other
+    h.swarm.partition(["i-m1", "i-m2", "i-m3"])  # the three still reach each other...
     assert h.swarm.leader() in {"i-m1", "i-m2", "i-m3"}
-    h.clock.advance(10)
-    down = {iid for iid, m in by_instance(h).items() if not m.ready}
-    assert down == {"i-m4", "i-m5"}  # the rest of the world has lost the swarm's majority
+    with pytest.raises(NoLeader):  # ...but the two managers the control plane reaches have no leader
+        h.swarm.members()
+    h.offer("i-w1", Role.WORKER, managers=("10.0.0.4:2377",))
+    with pytest.raises(NoLeader):
+        h.swarm.join("i-w1", Role.WORKER)
 
 
 def test_3_2_survives_losing_its_smaller_az() -> None:
@@ -431,11 +445,10 @@ def test_time_lost_without_a_leader_counts_from_when_a_leader_is_back() -> None:
 # --- remove, demote, promote, leave ---------------------------------------------------------------
 
 
-def test_remove_needs_the_node_to_exist_be_a_worker_and_be_down() -> None:
+def test_remove_needs_a_worker_that_is_down_and_is_done_for_an_unknown_node() -> None:
     h = Harness()
     h.cluster(3, 1)
-    with pytest.raises(NodeNotFound):
-        h.swarm.remove("0" * 25)
+    h.swarm.remove("0" * 25)  # not in the list: already removed (as SwarmOrchestrator)
     with pytest.raises(MustDemoteFirst):
         h.swarm.remove(h.nid("i-m3"))
     h.swarm.leave("i-w1")
@@ -464,6 +477,50 @@ def test_graceful_manager_removal_drain_demote_leave_remove() -> None:
     assert [m.role for m in members] == [Role.MANAGER, Role.MANAGER]
     h.swarm.crash("i-m2")  # N=2 now: one loss is fatal
     assert not h.swarm.has_leader()
+
+
+def test_the_last_manager_cannot_leave() -> None:
+    h = Harness()
+    h.cluster(1, 0)
+    with pytest.raises(LastManager):
+        h.swarm.leave("i-m1")
+    assert h.swarm.in_swarm("i-m1")
+
+
+def test_a_forced_leave_keeps_the_manager_as_an_unreachable_voter() -> None:
+    h = Harness()
+    h.cluster(3, 0)
+    h.swarm.leave("i-m3", force=True)
+    assert not h.swarm.in_swarm("i-m3")
+    assert h.swarm.has_leader()
+    h.clock.advance(10)
+    m3 = by_instance(h)["i-m3"]
+    assert m3.role is Role.MANAGER and not m3.reachable and not m3.ready
+    h.swarm.crash("i-m2")  # N is still 3: 1 of 3 is no majority
+    assert not h.swarm.has_leader()
+    h.swarm.restart("i-m2")
+    with pytest.raises(MustDemoteFirst):
+        h.swarm.remove(h.nid("i-m3"))
+    h.swarm.demote(h.nid("i-m3"))
+    h.swarm.remove(h.nid("i-m3"))
+    assert len(h.swarm.members()) == 2
+
+
+def test_commands_do_not_reach_a_cut_off_machine() -> None:
+    h = Harness()
+    h.cluster(3, 1)
+    h.swarm.partition(["i-w1", "i-new"])
+    h.offer("i-new", Role.WORKER)
+    for call in (
+        lambda: h.swarm.leave("i-w1"),
+        lambda: h.swarm.join("i-new", Role.WORKER),
+        lambda: h.init("i-new"),
+    ):
+        with pytest.raises(Unreachable):
+            call()
+    h.swarm.partition(["i-m1", "i-m2", "i-m3"])
+    with pytest.raises(Unreachable):
+        h.swarm.members()  # no manager answers
 
 
 def test_the_last_manager_cannot_be_demoted() -> None:
@@ -586,7 +643,7 @@ def test_label_and_drain() -> None:
     assert by_instance(h)["i-m1"].instance_id is None  # not labelled yet
     with pytest.raises(NodeNotFound):
         h.swarm.label("0" * 25, {"az": "x"})
-    for call in (h.swarm.drain, h.swarm.promote, h.swarm.demote, h.swarm.remove):
+    for call in (h.swarm.drain, h.swarm.promote, h.swarm.demote):
         with pytest.raises(NodeNotFound):
             call("0" * 25)
 

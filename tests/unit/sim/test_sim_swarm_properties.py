@@ -85,12 +85,16 @@ class SwarmMachine(RuleBasedStateMachine):
         need = len(voters) // 2 + 1
         return next((s for s, c in counts.items() if c >= need), None)
 
+    def answers(self, iid: str) -> bool:
+        """Commands reach a machine that is up and on the control plane's (main) side."""
+        return self.up[iid] and self.segment[iid] == 0
+
     def any_voter_answers(self) -> bool:
-        return any(r["voter"] and self.alive(r) for r in self.rows())
+        return any(r["voter"] and self.alive(r) and self.answers(r["instance_id"]) for r in self.rows())
 
     def check_cluster_refusal(self, exc: OrchestratorError) -> None:
         if isinstance(exc, NoLeader):
-            assert self.majority_segment() is None
+            assert self.majority_segment() != 0
             assert self.any_voter_answers()
         elif isinstance(exc, Unreachable):
             assert not self.any_voter_answers()
@@ -113,7 +117,7 @@ class SwarmMachine(RuleBasedStateMachine):
     def join(self, role: Role, rejoin: bool, k: int) -> None:
         if rejoin:
             iid = self.pick_instance(k)
-            if not self.up[iid]:
+            if not self.answers(iid):
                 return
         else:
             iid = self.new_instance()
@@ -127,9 +131,11 @@ class SwarmMachine(RuleBasedStateMachine):
             event(f"join: {type(exc).__name__}")
             assert not was_in
             # NoLeader: the manager it reached has no majority; Unreachable: it reached none
+            if isinstance(exc, NoLeader):
+                assert self.majority_segment() != 0
         else:
             assert not was_in
-            assert self.majority_segment() == self.segment[iid]
+            assert self.majority_segment() == self.segment[iid] == 0
             self.expected.add(node_id)
 
     @rule(k=picks)
@@ -170,8 +176,8 @@ class SwarmMachine(RuleBasedStateMachine):
         try:
             self.swarm.leave(iid)
         except Unreachable:
-            assert not self.up[iid]
-        except MustDemoteFirst:
+            assert not self.answers(iid)
+        except (MustDemoteFirst, LastManager):
             mine = [r for r in self.rows() if r["instance_id"] == iid and r["in_swarm"]]
             assert [r["role"] for r in mine] == ["manager"]
         else:
@@ -197,7 +203,7 @@ class SwarmMachine(RuleBasedStateMachine):
     def retire(self, k: int) -> None:
         """The graceful path autojoin takes: demote, leave, wait for Down, remove."""
         row = self.pick_node(k)
-        if not self.up[row["instance_id"]] or not row["in_swarm"]:
+        if not self.answers(row["instance_id"]) or not row["in_swarm"]:
             return
         try:
             if row["role"] == "manager":
@@ -286,7 +292,7 @@ class SwarmMachine(RuleBasedStateMachine):
             self.check_cluster_refusal(exc)
         else:
             event("members: answered")
-            assert self.majority_segment() is not None
+            assert self.majority_segment() == 0
             assert {m.node_id for m in members} == self.expected
             assert sum(1 for m in members if m.leader) == 1
 

@@ -7,16 +7,18 @@ Machines and networks
     Every instance id names a machine. A machine is up or crashed (``crash``/``restart``; a restarted
     machine keeps its swarm state, like a dockerd restarted on its data-root) and sits in one network
     segment (``partition`` moves machines into a new segment together, ``heal`` brings them back to the
-    main one). Commands reach any machine that is up, whatever its segment: in production they travel
-    through SSM and in the lab through each node's own docker socket, neither of which a swarm
-    partition cuts. Only the swarm's own traffic (Raft, heartbeats, joins) is confined to a segment.
+    main one). The control plane lives in the main segment: its commands reach a machine only when it
+    is up and in the main segment (a cut-off instance is cut off from SSM too; the lab's runner treats a
+    cut node the same way). Machines of one cut-off segment still reach each other, so a cut-off
+    majority keeps (or elects) a leader of its own, out of the control plane's sight: ``members()``
+    then says NoLeader, while ``has_leader()`` tells the simulation's truth.
 
 Raft
     The voters are the managers in the member list (N counts all of them, Down ones included). A leader
     exists only in a segment holding a majority (floor(N/2)+1) of voters that are up; at most one
     segment can. When the leader is lost and a majority remains, the reachable voter with the lowest
     node id becomes leader. Every change made through the port needs that leader (``NoLeader``
-    otherwise; ``Unreachable`` when no manager machine is up at all). Changes are instantaneous here;
+    otherwise; ``Unreachable`` when no manager answers at all). Changes are instantaneous here;
     the real swarm needs seconds to elect and 10-40 s to report a lost quorum.
 
 Status
@@ -24,12 +26,15 @@ Status
     simulated seconds, then Down; a manager's ManagerStatus turns Unreachable at the same moment. A node
     that comes back is Ready (and Reachable) at once.
 
-Rules enforced (with the project's errors): the last manager cannot be demoted (``LastManager``); a
-demotion must leave a majority of the remaining voters reachable; a manager must be demoted before
-``remove`` (``MustDemoteFirst``) and refuses ``leave`` (real swarm: without ``--force``); ``remove``
-needs the node Down (``NodeNotDown``); ``init``/``join`` on a node already in a swarm
-(``AlreadyInSwarm``); a wrong or rotated join token (``InvalidJoinToken``, the old one is refused at
-once after a rotation); no hand-off ticket (``CommandFailed``).
+Rules enforced (with the errors SwarmOrchestrator maps docker's to): the last manager cannot be
+demoted (``LastManager``); a demotion must leave a majority of the remaining voters reachable
+(``CommandFailed``); a manager must be demoted before ``remove`` (``MustDemoteFirst``) and refuses
+``leave`` without ``force`` (``MustDemoteFirst``; ``LastManager`` for the last one; with ``force`` it
+leaves but stays in the member list as an unreachable voter, as in Swarm); ``remove`` needs the node
+Down (``NodeNotDown``) and is done already when the node is not in the list (as SwarmOrchestrator);
+``init``/``join`` on a node already in a swarm (``AlreadyInSwarm``); a wrong or rotated join token
+(``InvalidJoinToken``, the old one is refused at once after a rotation); no hand-off ticket, a ticket
+for another role or without managers (``CommandFailed``).
 
 Tokens
     Swarm's real format ``SWMTKN-1-<50 base36>-<25 base36>``: the first part identifies the cluster CA
@@ -223,21 +228,29 @@ class SimSwarm(Orchestrator):
         self._command_manager()
         self._node(node_id).active = False
 
-    def leave(self, instance_id: str) -> None:
-        """``docker swarm leave`` on the node: local, so it needs no leader; a no-op outside a swarm."""
+    def leave(self, instance_id: str, *, force: bool = False) -> None:
+        """``docker swarm leave`` on the node: local, so it needs no leader; a no-op outside a swarm.
+
+        A manager refuses without ``force``; with it, it leaves and stays in the list as an unreachable voter.
+        """
         self._reach(instance_id)
         node_id = self._in_swarm.get(instance_id)
         if node_id is None:
             return
-        node = self._nodes.get(node_id)
-        if node is not None and node.role is Role.MANAGER:
+        node = self._nodes[node_id]
+        if node.role is Role.MANAGER and not force:
+            if sum(1 for n in self._nodes.values() if n.role is Role.MANAGER) == 1:
+                raise LastManager(f"leave: {instance_id} is the last manager (leaving erases the swarm)")
             raise MustDemoteFirst(f"leave: {instance_id} participates as a manager (demote it first)")
         del self._in_swarm[instance_id]
         self._settle()
 
     def remove(self, node_id: str) -> None:
+        """``docker node rm``; a node that is not in the list is already removed (as SwarmOrchestrator)."""
         self._command_manager()
-        node = self._node(node_id)
+        node = self._nodes.get(node_id)
+        if node is None:
+            return
         if node.role is Role.MANAGER:
             raise MustDemoteFirst(f"remove: {node_id} is a manager (demote it first)")
         if self._ready(node):
@@ -373,11 +386,15 @@ class SimSwarm(Orchestrator):
         return self._machines.setdefault(instance_id, _Machine())
 
     def _reach(self, instance_id: str) -> _Machine:
-        """A command to run on this machine: it must be up."""
+        """A command to run on this machine: it must be up and on the control plane's side."""
         machine = self._machine(instance_id)
-        if not machine.up:
+        if not self._answers(machine):
             raise Unreachable(f"{instance_id} does not answer")
         return machine
+
+    @staticmethod
+    def _answers(machine: _Machine) -> bool:
+        return machine.up and machine.segment == MAIN_SEGMENT
 
     def _node(self, node_id: str) -> _Node:
         node = self._nodes.get(node_id)
@@ -435,8 +452,10 @@ class SimSwarm(Orchestrator):
             self._leader = min(n.node_id for n in self._voters() if self._connected(n))
 
     def _command_manager(self) -> _Node:
-        """The manager a cluster command runs on: one that is up and sees the leader."""
-        managers = [n for n in self._voters() if self._alive(n)]
+        """The manager a cluster command runs on: one that answers the control plane and sees the leader."""
+        managers = [
+            n for n in self._voters() if self._alive(n) and self._answers(self._machines[n.instance_id])
+        ]
         if not managers:
             raise Unreachable("no manager answers")
         connected = [n for n in managers if self._connected(n)]
