@@ -247,3 +247,15 @@ def test_group_lookup_errors_translate() -> None:
         fleet.group("g")
     with pytest.raises(NotFound):
         fleet.group("g")
+
+
+def test_bootstrap_claim_race_has_exactly_one_winner(aws: boto3.Session) -> None:
+    """Managers launched at the same moment race for the claim: the conditional write lets one win."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _tables(aws)
+    store = DynamoStateStore(aws.client("dynamodb"), "state", lambda: NOW)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        wins = list(pool.map(lambda i: store.claim_bootstrap("demo", f"i-{i}"), range(16)))
+    assert wins.count(True) == 1
+    assert store.bootstrap_owner("demo") == f"i-{wins.index(True)}"
