@@ -57,9 +57,7 @@ def test_assess_json_reproduces_the_worked_examples(
     assert data["tolerates_node_failures"] == 2
     assert data["tolerates_zone_failures"] == zones_survived
     assert data["zone_failure_survival"] == fractions
-    assert data["layout"] == dict(part.split("=") for part in layout.split(",")) | {
-        k: int(v) for k, v in (part.split("=") for part in layout.split(","))
-    }
+    assert data["layout"] == {az: int(c) for az, c in (part.split("=") for part in layout.split(","))}
 
 
 def test_assess_human_output_shows_the_fatal_az() -> None:
@@ -207,6 +205,13 @@ def test_transition_human_output() -> None:
         (["transition", "--from", "a=1,b=1,c=1", "--to", "a=2,b=2,c=1"], "error: no safe order"),
         (["transition", "--from", "a=1", "--to", "a=0"], "error: --to has no managers"),
         (["transition", "--from", "a=1", "--to", "a=1", "--unhealthy", "a=2"], "error: a has 2 unhealthy"),
+        (["plan", "--zones", "a,b"], "error: --managers is required, e.g. --managers 5"),
+        (["plan", "-n", "3"], "error: --zones is required"),
+        (["assess"], "error: --layout is required"),
+        (["recommend", "--zones", "a,b,c"], "error: --survive-zones is required"),
+        (["recommend", "-k", "1"], "error: --zones is required"),
+        (["transition", "--to", "a=1"], "error: --from is required"),
+        (["transition", "--from", "a=1"], "error: --to is required"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(args: list[str], message: str) -> None:

@@ -79,8 +79,14 @@ def test_a_temporary_manager_in_a_spare_az_when_no_direct_order_is_safe() -> Non
 
 
 def test_no_safe_order_is_explained() -> None:
-    with pytest.raises(PlacementError, match=r"no safe order from a=1,b=1,c=1 to a=2,b=2,c=1.*survives 0"):
+    with pytest.raises(
+        PlacementError,
+        match=r"no safe order from a=1,b=1,c=1 to a=2,b=2,c=1: every order passes through 4 managers, and no "
+        r"layout of 4 managers over these 3 AZs survives 1 AZ loss \(it survives at best 0\)",
+    ):
         plan_transition({"a": 1, "b": 1, "c": 1}, {"a": 2, "b": 2, "c": 1})
+    with pytest.raises(PlacementError, match="no layout of 8 managers over these 6 AZs survives 2 AZ losses"):
+        plan_transition(dict.fromkeys("abcdef", 1), {"a": 3, "b": 3, "c": 3, "d": 3, "e": 3, "f": 2})
 
 
 def test_a_cluster_without_quorum_is_refused() -> None:

@@ -30,9 +30,20 @@ def clean_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
+def required(value: str | None, option: str, example: str) -> str:
+    """Options are declared optional so that a missing one gets the same one-line error as a bad one."""
+    if value is None:
+        raise BadInput(f"{option} is required, e.g. {option} {example}")
+    return value
+
+
 def plan(
-    managers: Annotated[str, typer.Option("--managers", "-n", metavar="N", help="How many managers.")],
-    zones: Annotated[str, typer.Option("--zones", "-z", metavar="A,B,C", help="The AZs to use.")],
+    managers: Annotated[
+        str | None, typer.Option("--managers", "-n", metavar="N", help="How many managers (required).")
+    ] = None,
+    zones: Annotated[
+        str | None, typer.Option("--zones", "-z", metavar="A,B,C", help="The AZs to use (required).")
+    ] = None,
     capacity: Annotated[
         str | None,
         typer.Option(metavar="A=MAX,...", help="Most managers an AZ can hold, e.g. a=3,b=2."),
@@ -44,8 +55,8 @@ def plan(
 ) -> None:
     """The best layout of N managers over the given AZs, and what it survives."""
     with clean_errors():
-        n = parse_count(managers, "--managers", minimum=1)
-        zone_list = parse_zones(zones)
+        n = parse_count(required(managers, "--managers", "5"), "--managers", minimum=1)
+        zone_list = parse_zones(required(zones, "--zones", "a,b,c"))
         caps = parse_layout(capacity, "--capacity", need_managers=False) if capacity is not None else None
         down = parse_zones(impaired, "--impaired") if impaired is not None else []
         for az in [*(caps or {}), *down]:
@@ -60,13 +71,16 @@ def plan(
 
 def assess_command(
     layout: Annotated[
-        str, typer.Option("--layout", "-l", metavar="A=N,...", help="Managers per AZ, e.g. a=2,b=2,c=1.")
-    ],
+        str | None,
+        typer.Option(
+            "--layout", "-l", metavar="A=N,...", help="Managers per AZ, e.g. a=2,b=2,c=1 (required)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """What a given layout of managers survives: node failures, AZ losses, the share of k-AZ losses."""
     with clean_errors():
-        tol = assess(parse_layout(layout))
+        tol = assess(parse_layout(required(layout, "--layout", "a=2,b=2,c=1")))
     if as_json:
         render.print_json(tol.to_json())
     else:
@@ -75,9 +89,12 @@ def assess_command(
 
 def recommend_command(
     survive_zones: Annotated[
-        str, typer.Option("--survive-zones", "-k", metavar="K", help="Survive the loss of any K AZs.")
-    ],
-    zones: Annotated[str, typer.Option("--zones", "-z", metavar="A,B,C", help="The AZs available.")],
+        str | None,
+        typer.Option("--survive-zones", "-k", metavar="K", help="Survive the loss of any K AZs (required)."),
+    ] = None,
+    zones: Annotated[
+        str | None, typer.Option("--zones", "-z", metavar="A,B,C", help="The AZs available (required).")
+    ] = None,
     survive_nodes: Annotated[
         str | None,
         typer.Option("--survive-nodes", "-f", metavar="F", help="Also survive any F manager failures."),
@@ -87,9 +104,14 @@ def recommend_command(
 ) -> None:
     """The smallest cluster (managers, then AZs) that survives K AZ losses and F manager failures."""
     with clean_errors():
-        k = parse_count(survive_zones, "--survive-zones")
+        k = parse_count(required(survive_zones, "--survive-zones", "1"), "--survive-zones")
         f = parse_count(survive_nodes, "--survive-nodes") if survive_nodes is not None else None
-        rec = recommend(parse_zones(zones), survive_zones=k, survive_nodes=f, allow_even=allow_even)
+        rec = recommend(
+            parse_zones(required(zones, "--zones", "a,b,c")),
+            survive_zones=k,
+            survive_nodes=f,
+            allow_even=allow_even,
+        )
     if as_json:
         render.print_json(render.recommendation_json(rec))
     else:
@@ -100,10 +122,13 @@ def recommend_command(
 
 
 def transition(
-    current: Annotated[str, typer.Option("--from", metavar="A=N,...", help="The layout now, e.g. a=3,b=2.")],
+    current: Annotated[
+        str | None, typer.Option("--from", metavar="A=N,...", help="The layout now, e.g. a=3,b=2 (required).")
+    ] = None,
     target: Annotated[
-        str, typer.Option("--to", metavar="A=N,...", help="The layout wanted, e.g. a=2,b=2,c=1.")
-    ],
+        str | None,
+        typer.Option("--to", metavar="A=N,...", help="The layout wanted, e.g. a=2,b=2,c=1 (required)."),
+    ] = None,
     unhealthy: Annotated[
         str | None,
         typer.Option(metavar="A=N,...", help="Managers (counted in --from) that are down, per AZ."),
@@ -116,8 +141,8 @@ def transition(
 ) -> None:
     """A safe order of single-manager steps from one layout to another (add before remove)."""
     with clean_errors():
-        start = parse_layout(current, "--from", need_managers=False)
-        goal = parse_layout(target, "--to")
+        start = parse_layout(required(current, "--from", "a=3,b=2"), "--from", need_managers=False)
+        goal = parse_layout(required(target, "--to", "a=2,b=2,c=1"), "--to")
         down = parse_layout(unhealthy, "--unhealthy", need_managers=False) if unhealthy is not None else None
         spares = (
             parse_layout(spare_workers, "--spare-workers", need_managers=False)
