@@ -16,12 +16,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from moto.autoscaling.exceptions import ValidationError
+from moto.autoscaling.models import ASG_NAME_TAG, Activity, InstanceState
+
+from autojoin.adapters.sim.clock import Scheduled, SimClock
 from autojoin.localcloud.records import LifecycleRecord, PolicyCall
-
-if TYPE_CHECKING:
-    from autojoin.adapters.sim.clock import Scheduled, SimClock
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
@@ -33,7 +34,7 @@ _CAPACITY_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed", "InS
 _TERMINATING_STATES = frozenset({"Terminating", "Terminating:Wait", "Terminating:Proceed"})
 
 
-class NoActiveLifecycleAction(LookupError):  # noqa: N818 - named after the AWS condition
+class NoActiveLifecycleAction(LookupError):
     """What AWS answers as ``ValidationError: No active Lifecycle Action found with …``."""
 
 
@@ -294,7 +295,6 @@ class AsgEngine:
         return best[0] if len(best) == 1 else self.rng.choice(best)
 
     def _launch(self, group: str, cause: str, *, zone: str | None = None) -> str | None:
-        from moto.autoscaling.models import ASG_NAME_TAG, InstanceState
 
         g = self.group(group)
         cfg = self.groups[group]
@@ -448,15 +448,14 @@ class AsgEngine:
             elif not t.actions:
                 self._set_state(st, "Pending:Proceed")
                 self._enter_service(t, st)
-        else:
-            if result == "ABANDON" and self.groups[t.group].retain_on_terminate_abandon:
-                self._drop_actions(t)
-                self._set_state(st, "Retained")
-                self._notify("retained", t.instance_id)
-                self._schedule_reconcile(t.group)
-            elif not t.actions:
-                self._set_state(st, "Terminating:Proceed")
-                self._terminate_now(t, st)
+        elif result == "ABANDON" and self.groups[t.group].retain_on_terminate_abandon:
+            self._drop_actions(t)
+            self._set_state(st, "Retained")
+            self._notify("retained", t.instance_id)
+            self._schedule_reconcile(t.group)
+        elif not t.actions:
+            self._set_state(st, "Terminating:Proceed")
+            self._terminate_now(t, st)
 
     def _drop_actions(self, t: Tracked) -> None:
         for a in t.actions.values():
@@ -536,8 +535,6 @@ class AsgEngine:
 
     def api_terminate(self, instance_id: str, decrement: bool) -> Any:
         """TerminateInstanceInAutoScalingGroup (ignores scale-in protection, as AWS does)."""
-        from moto.autoscaling.exceptions import ValidationError
-        from moto.autoscaling.models import Activity
 
         st = self._state(instance_id)
         if st is None:
@@ -569,7 +566,10 @@ class AsgEngine:
                 continue
             self._drop_actions(t)
             at = self._now().strftime("%Y-%m-%dT%H:%M:%SZ")
-            t.cause = f"At {at} an instance was taken out of service in response to an EC2 instance status check failure."
+            t.cause = (
+                f"At {at} an instance was taken out of service in response to an EC2 instance status check "
+                "failure."
+            )
             self._terminate_now(t, st)
 
     # --- health, zones -----------------------------------------------------------------------------

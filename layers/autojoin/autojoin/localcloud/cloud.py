@@ -21,7 +21,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import boto3
+import botocore.loaders
+import botocore.session
+from moto import mock_aws
+from moto.autoscaling.models import autoscaling_backends
+from moto.ec2.models import ec2_backends
+from moto.moto_api._internal import mock_random
+from pydantic import SecretStr
+
 from autojoin.adapters.sim.clock import Scheduled, SimClock
+from autojoin.adapters.sim.swarm import SimSwarm
+from autojoin.bootstrap import build_deps
 from autojoin.domain.model import InstanceInfo, Role
 from autojoin.localcloud import motopatch
 from autojoin.localcloud.asg import AsgEngine
@@ -29,6 +40,9 @@ from autojoin.localcloud.patterns import matches
 from autojoin.localcloud.provision import Provisioner, RuleSpec, Stack
 from autojoin.localcloud.records import AwsCall, Invocation, LifecycleRecord, PolicyCall, redact
 from autojoin.localcloud.template import LoadedTemplate, TemplateError, load_template
+from autojoin.node.agent import pending_token, store_token, take_ticket
+from autojoin.ports import JoinTicket
+from autojoin.settings import Settings
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
@@ -79,12 +93,12 @@ class LocalCloud:
     def __init__(
         self,
         template: str | Path = "template.yaml",
+        *,
         seed: int = 0,
         start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
         region: str = "us-east-1",
         zones: tuple[str, ...] = DEFAULT_ZONES,
         orchestrator: Any = "sim",
-        *,
         account: str = DEFAULT_ACCOUNT,
         policy_budget_seconds: float = 2.0,
         policy_retry_seconds: float = 60.0,
@@ -124,17 +138,11 @@ class LocalCloud:
     # --- context -----------------------------------------------------------------------------------
 
     def __enter__(self) -> LocalCloud:
-        import boto3
-        import botocore.session
-        from moto import mock_aws
-        from moto.autoscaling.models import autoscaling_backends
-        from moto.ec2.models import ec2_backends
-        from moto.moto_api._internal import mock_random
 
         for key, value in {
             "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
-            "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
         }.items():
@@ -145,10 +153,10 @@ class LocalCloud:
         self._mock = mock_aws()
         self._mock.start()
         self.clock = SimClock(self.start)
-        core = botocore.session.get_session()
+        core = _botocore_session()
         core.register("provide-client-params", self._record_call)
         self.session = boto3.Session(botocore_session=core, region_name=self.region)
-        self._admin = boto3.Session(region_name=self.region)
+        self._admin = boto3.Session(botocore_session=_botocore_session(), region_name=self.region)
         self._engine = AsgEngine(
             autoscaling_backend=autoscaling_backends[self.account][self.region],
             ec2_backend=ec2_backends[self.account][self.region],
@@ -216,14 +224,14 @@ class LocalCloud:
             ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
             for i, z in enumerate(self.zones)
         ]
-        image = ec2.describe_images(Owners=["amazon"])["Images"]
+        images = sorted(engine.ec2.amis)  # the backend, not DescribeImages: moto knows thousands of AMIs
         derived: dict[str, Any] = {
             "ClusterName": cluster,
             "ManagerCount": managers,
             "WorkerCount": workers,
             "LaunchHookTimeout": heartbeat_timeout,
             "SubnetIds": subnets,
-            "ImageId": sorted(i["ImageId"] for i in image)[0] if image else "ami-12c6146b",
+            "ImageId": images[0] if images else "ami-12c6146b",
         }
         derived.update(params or {})
         self._template = load_template(self.template_path, {"ClusterName": cluster})
@@ -436,7 +444,7 @@ class LocalCloud:
     def _arm(self, rule: RuleSpec, period: float) -> None:
         def tick() -> None:
             self._periodic[:] = [p for p in self._periodic if p.pending]
-            event = {
+            event: dict[str, Any] = {
                 "version": "0",
                 "id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
                 "detail-type": "Scheduled Event",
@@ -496,6 +504,14 @@ class LocalCloud:
             self._fail(fn, event, exc, attempt, "RetriesExhausted")
 
     def _invoke_policy(self, fn: str, payload: dict[str, Any]) -> tuple[list[str] | None, float, bool]:
+        """Auto Scaling calls the custom termination policy synchronously, with a 2 s budget.
+
+        Its resource-based policy must let the Auto Scaling service-linked role invoke it; without that
+        permission the call fails (recorded as outcome "denied") and Auto Scaling has no answer."""
+        slr = f"arn:aws:iam::{self.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+        if not self.stack.permitted(fn, slr, None):
+            self._record(fn, payload, 1, "termination-policy", None, None, 0.0, outcome="denied")
+            return None, 0.0, False
         result, exc, elapsed = self._call(fn, copy.deepcopy(payload))
         over = elapsed > self.policy_budget_seconds
         outcome = "over-budget" if over and exc is None else None
@@ -507,7 +523,7 @@ class LocalCloud:
             return None, elapsed, over
         return list(ids), elapsed, over
 
-    def _record(
+    def _record(  # noqa: PLR0917 - one record, every field
         self,
         fn: str,
         event: dict[str, Any],
@@ -596,9 +612,6 @@ class LocalCloud:
     def deps_for(self, logical_id: str) -> Any:
         """The function's ``autojoin.bootstrap.Deps`` (one per function, like one warm container)."""
         if logical_id not in self._deps:
-            from autojoin.bootstrap import build_deps
-            from autojoin.settings import Settings
-
             env = {**self.stack.env[logical_id], "AWS_REGION": self.region}
             self._deps[logical_id] = build_deps(
                 Settings.from_env(env), orchestrator=self.orchestrator, clock=self.clock, session=self.session
@@ -643,7 +656,9 @@ class LocalCloud:
 
     # --- AWS call recording ------------------------------------------------------------------------
 
-    def _record_call(self, params: Mapping[str, Any], model: Any, **_: Any) -> None:
+    def _record_call(self, **kwargs: Any) -> None:
+        """botocore ``provide-client-params``: every call a client of ``cloud.session`` makes."""
+        params, model = kwargs["params"], kwargs["model"]
         self.calls.append(
             AwsCall(
                 service=model.service_model.service_name,
@@ -693,8 +708,6 @@ class LocalCloud:
         if not (isinstance(self._orchestrator_arg, str) and self._orchestrator_arg == "sim"):
             raise LocalCloudError('cloud.swarm exists only with orchestrator="sim"')
         if self._swarm is None:
-            from autojoin.adapters.sim.swarm import SimSwarm
-
             self._swarm = SimSwarm(
                 self.clock,
                 take_ticket=self._node_take_ticket,
@@ -727,10 +740,6 @@ class LocalCloud:
         return value
 
     def _node_take_ticket(self, instance_id: str) -> Any:
-        from pydantic import SecretStr
-
-        from autojoin.node.agent import take_ticket
-        from autojoin.ports import JoinTicket
 
         role = self._role_of(instance_id)
         if role is None:
@@ -758,7 +767,6 @@ class LocalCloud:
         return self._physical("ManagerTokenSecret" if role is Role.MANAGER else "WorkerTokenSecret", "Ref")
 
     def _node_store_token(self, role: Role, token: Any, version_id: str | None) -> None:
-        from autojoin.node.agent import store_token
 
         with self._as("node"):
             store_token(
@@ -769,9 +777,6 @@ class LocalCloud:
             )
 
     def _node_read_pending(self, role: Role, version_id: str) -> Any:
-        from pydantic import SecretStr
-
-        from autojoin.node.agent import pending_token
 
         with self._as("node"):
             value = pending_token(self.session.client("secretsmanager"), self._secret_arn(role), version_id)
@@ -805,6 +810,19 @@ class LocalCloud:
             raise LocalCloudError(
                 f"no availability zone {zone!r} in this local cloud ({', '.join(self.zones)})"
             )
+
+
+def _botocore_session() -> botocore.session.Session:
+    """A fresh botocore session sharing one model loader (loading service models is the slow part)."""
+    global _LOADER  # noqa: PLW0603 - a process-wide cache of immutable service models
+    core = botocore.session.get_session()
+    if _LOADER is None:
+        _LOADER = botocore.loaders.create_loader()
+    core.register_component("data_loader", _LOADER)
+    return core
+
+
+_LOADER: Any = None
 
 
 def _rate_seconds(expression: str | None) -> float | None:

@@ -17,6 +17,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from moto.autoscaling.exceptions import ValidationError
+from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import EmptyResult
+
 from autojoin.localcloud.asg import AsgEngine, HookSpec, NoActiveLifecycleAction
 
 _LOCK = threading.Lock()
@@ -37,7 +42,6 @@ def _managed(account: str, region: str, group: str | None) -> AsgEngine | None:
 
 
 def _lifecycle_target(resp: Any) -> tuple[AsgEngine, str, str, str | None, str | None]:
-    from moto.autoscaling.exceptions import ValidationError
 
     group = resp._get_param("AutoScalingGroupName")
     hook = resp._get_param("LifecycleHookName")
@@ -52,8 +56,6 @@ def _lifecycle_target(resp: Any) -> tuple[AsgEngine, str, str, str | None, str |
 
 
 def complete_lifecycle_action(self: Any) -> Any:
-    from moto.autoscaling.exceptions import ValidationError
-    from moto.core.responses import EmptyResult
 
     eng, group, hook, token, instance_id = _lifecycle_target(self)
     result = self._get_param("LifecycleActionResult")
@@ -67,8 +69,6 @@ def complete_lifecycle_action(self: Any) -> Any:
 
 
 def record_lifecycle_action_heartbeat(self: Any) -> Any:
-    from moto.autoscaling.exceptions import ValidationError
-    from moto.core.responses import EmptyResult
 
     eng, group, hook, token, instance_id = _lifecycle_target(self)
     try:
@@ -148,8 +148,6 @@ def _delete_auto_scaling_group(original: Callable[..., Any]) -> Callable[..., An
 
 
 def install(engine: AsgEngine) -> None:
-    from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
-    from moto.autoscaling.responses import AutoScalingResponse
 
     with _LOCK:
         if not _ENGINES:

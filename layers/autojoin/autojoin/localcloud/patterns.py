@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,8 +61,6 @@ def _one(rule: Any, value: Any) -> bool:
         if "numeric" in rule:
             return _numeric(rule["numeric"], value)
         if "wildcard" in rule:
-            import fnmatch
-
             return isinstance(value, str) and fnmatch.fnmatchcase(value, str(rule["wildcard"]))
         raise ValueError(f"unsupported pattern operator: {sorted(rule)}")
     if rule is None:
@@ -108,7 +107,4 @@ def _numeric(spec: Sequence[Any], value: Any) -> bool:
         "=": lambda a, b: a == b,
     }
     items = list(spec)
-    for i in range(0, len(items) - 1, 2):
-        if not ops[str(items[i])](float(value), float(items[i + 1])):
-            return False
-    return True
+    return all(ops[str(items[i])](float(value), float(items[i + 1])) for i in range(0, len(items) - 1, 2))

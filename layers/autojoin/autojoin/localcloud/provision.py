@@ -180,10 +180,10 @@ class Provisioner:
         for lid in self.t.resources:
             self.ensure(lid)
         for cfg in self.invoke_configs:
-            lid = self._function_of(cfg["FunctionName"])
-            if lid is None:
+            fn = self._function_of(cfg["FunctionName"])
+            if fn is None:
                 continue
-            spec = self.functions[lid]
+            spec = self.functions[fn]
             spec.max_retries = int(cfg.get("MaximumRetryAttempts", spec.max_retries))
             if "MaximumEventAgeInSeconds" in cfg:
                 spec.max_event_age = int(cfg["MaximumEventAgeInSeconds"])

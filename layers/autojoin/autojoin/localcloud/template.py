@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
 LOCAL_BUCKET = "localcloud"
 NO_VALUE = object()
 
@@ -46,7 +49,6 @@ class LoadedTemplate:
 
 
 def _parse_yaml(text: str) -> dict[str, Any]:
-    from samtranslator.yaml_helper import yaml_parse
 
     doc = yaml_parse(text)
     if not isinstance(doc, dict) or "Resources" not in doc:
@@ -80,8 +82,6 @@ def load_template(path: str | Path, parameter_values: Mapping[str, Any] | None =
     transforms = doc.get("Transform")
     names = transforms if isinstance(transforms, list) else [transforms] if transforms else []
     if any(str(t).startswith("AWS::Serverless") for t in names):
-        from samtranslator.translator.transform import transform
-
         try:
             cfn = transform(doc, dict(parameter_values or {}), _NoPolicies())
         except Exception as exc:  # samtranslator raises its own exception tree
