@@ -207,6 +207,19 @@ def test_every_plan_is_single_safe_steps_ending_at_the_target(
     if any(replay(full, unhealthy, list(p), floor) for p in orders):
         assert len(plan.steps) == len(direct)
     assert len(plan.steps) >= len(direct)
+    # add before remove: whenever some adds-first order of the direct moves is safe, the plan is one
+    ups = [m for m in direct if m[1] > 0]
+    downs = [m for m in direct if m[1] < 0]
+    if len(ups) <= 4 and len(downs) <= 4:
+        adds_first_exists = any(
+            replay(full, unhealthy, list(u) + list(d), floor)
+            for u in set(itertools.permutations(ups))
+            for d in set(itertools.permutations(downs))
+        )
+        actions = [s.action for s in plan.steps]
+        if adds_first_exists:
+            assert len(actions) == len(direct)
+            assert actions == sorted(actions, key=lambda a: a == "remove"), actions
 
 
 @PROPS

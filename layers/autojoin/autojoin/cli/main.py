@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from autojoin import __version__
-from autojoin.cli import planning
+from autojoin.cli import lab, planning
 
 HELP = """\
 autojoin keeps a self-managed Docker Swarm on EC2 Auto Scaling groups alive without a human: new \
@@ -58,5 +58,6 @@ def main(
 
 # --- command modules: one register(app) call each -------------------------------------------------
 planning.register(app)
+lab.register(app)
 # (replay, simulate and lab register here, e.g. `replay.register(app)`)
 # ---------------------------------------------------------------------------------------------------

@@ -90,6 +90,53 @@ def _moves(state: _State, lo: tuple[int, ...], hi: tuple[int, ...]) -> list[tupl
     return adds + [m for _, _, m in sorted(removes)]
 
 
+_Path = list[tuple[str, int, _State]]
+
+
+def _search(
+    zones: tuple[str, ...],
+    floor: int,
+    start: _State,
+    *,
+    goal: tuple[int, ...],
+    lo: tuple[int, ...],
+    hi: tuple[int, ...],
+    problems: list[str],
+    adds: bool = True,
+) -> _Path | None:
+    """Breadth-first: the shortest path of safe states from ``start`` to ``goal`` with every AZ count
+    kept within [lo, hi] (and no adds unless ``adds``). Unsafe states are described in ``problems``.
+    """
+    parent: dict[_State, tuple[_State, str, int] | None] = {start: None}
+    queue: deque[_State] = deque([start])
+    found: _State | None = start if start[0] == goal else None
+    while queue and found is None:
+        state = queue.popleft()
+        for action, i, nxt in _moves(state, lo, hi if adds else state[0]):
+            if nxt in parent:
+                continue
+            problem = _problem(zones, nxt, floor)
+            if problem is not None:
+                what = "adding in" if action == "add" else "removing from"
+                problems.append(f"from {_fmt(zones, state[0])}, {what} {zones[i]} leaves {problem}")
+                continue
+            parent[nxt] = (state, action, i)
+            if nxt[0] == goal:
+                found = nxt
+                break
+            queue.append(nxt)
+    if found is None:
+        return None
+    path: _Path = []
+    node = found
+    while (link := parent[node]) is not None:
+        prev, action, i = link
+        path.append((action, i, node))
+        node = prev
+    path.reverse()
+    return path
+
+
 def plan_transition(
     current: Mapping[str, int],
     target: Mapping[str, int],
@@ -139,42 +186,29 @@ def plan_transition(
                 f"{floor} AZ loss{'es' if floor != 1 else ''} (it survives at best {best})"
             )
 
-    lo = tuple(min(a, b) for a, b in zip(start[0], goal, strict=True))
-    hi = tuple(max(a, b) + 1 for a, b in zip(start[0], goal, strict=True))  # room for one temporary extra
-    parent: dict[_State, tuple[_State, str, int] | None] = {start: None}
-    queue: deque[_State] = deque([start])
-    first_problem: str | None = None
-    found: _State | None = start if start[0] == goal else None
-    while queue and found is None:
-        state = queue.popleft()
-        for action, i, nxt in _moves(state, lo, hi):
-            if nxt in parent:
-                continue
-            problem = _problem(zones, nxt, floor)
-            if problem is not None:
-                if first_problem is None:
-                    what = "adding in" if action == "add" else "removing from"
-                    first_problem = f"from {_fmt(zones, state[0])}, {what} {zones[i]} leaves {problem}"
-                continue
-            parent[nxt] = (state, action, i)
-            if nxt[0] == goal:
-                found = nxt
-                break
-            queue.append(nxt)
-
-    if found is None:  # pragma: no cover - a guard: no such case is known once the count check passes
-        raise PlacementError(
-            f"no safe order from {_fmt(zones, start[0])} to {_fmt(zones, goal)}: every order passes "
-            f"through an unsafe state ({first_problem})"
+    # 1. adds first: every add up to the peak (each AZ at the larger of its two counts), then every
+    #    remove; adds never change which managers are unhealthy, so the peak state is unique.
+    # 2. otherwise any order, allowing one temporary extra manager per AZ (e.g. in an empty AZ).
+    peak = tuple(max(x, y) for x, y in zip(start[0], goal, strict=True))
+    problems: list[str] = []
+    rise = _search(zones, floor, start, goal=peak, lo=start[0], hi=peak, problems=problems)
+    fall = None
+    if rise is not None:
+        fall = _search(
+            zones, floor, (peak, start[1]), goal=goal, lo=goal, hi=peak, problems=problems, adds=False
         )
-
-    path: list[tuple[str, int, _State]] = []
-    node = found
-    while (link := parent[node]) is not None:
-        prev, action, i = link
-        path.append((action, i, node))
-        node = prev
-    path.reverse()
+    if rise is not None and fall is not None:
+        path = rise + fall
+    else:
+        lo = tuple(min(x, y) for x, y in zip(start[0], goal, strict=True))
+        hi = tuple(x + 1 for x in peak)
+        found = _search(zones, floor, start, goal=goal, lo=lo, hi=hi, problems=problems)
+        if found is None:  # pragma: no cover - a guard: no such case is known once the count check passes
+            raise PlacementError(
+                f"no safe order from {_fmt(zones, start[0])} to {_fmt(zones, goal)}: every order passes "
+                f"through an unsafe state ({problems[0] if problems else 'none is reachable'})"
+            )
+        path = found
 
     steps: list[Step] = []
     for action, i, (totals, unh) in path:
