@@ -253,7 +253,7 @@ class Context:
     @property
     def session(self) -> Any:
         if self._session is None:
-            import boto3  # noqa: PLC0415 - only commands that talk to AWS need it
+            import boto3  # only the commands that talk to AWS need it
 
             region = self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION") or None
             self._session = boto3.Session(region_name=region)
