@@ -315,7 +315,7 @@ def is_allowed(policies: Iterable[Mapping[str, Any]], request: Request) -> bool:
 def _principal_is_account(stmt: Mapping[str, Any], account_root: str) -> bool:
     principal = stmt.get("Principal", {})
     if not isinstance(principal, Mapping):
-        return principal == "*"
+        return bool(principal == "*")
     return account_root in _as_list(principal.get("AWS", []))
 
 

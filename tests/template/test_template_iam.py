@@ -457,7 +457,7 @@ def test_a_wrong_policy_variable_is_caught(worker: list[dict[str, Any]]) -> None
     wrong = copy.deepcopy(worker)
     for stmt in statements_of(wrong):
         if stmt.get("Sid") == "TakeOwnHandoffTicket":
-            stmt["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] = ["${aws:username}"]  # type: ignore[index]
+            stmt["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] = ["${aws:username}"]
     # aws:username does not exist for role sessions: the statement silently stops matching
     assert not is_allowed(wrong, take_row(WORKER, WORKER))
 

@@ -20,6 +20,7 @@ from tests.template import userdata_tool
 from tests.template.iam_eval import resolve
 
 TEMPLATES = {"ManagerLaunchTemplate": "manager", "WorkerLaunchTemplate": "worker"}
+STALE = "template.yaml is stale: run .venv/bin/python tests/template/userdata_tool.py --write"
 
 
 def sub_of(template: str) -> tuple[str, dict[str, Any]]:
@@ -37,16 +38,16 @@ def rendered(template: str) -> str:
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_user_data_is_the_package_files(template: str) -> None:
     script, variables = sub_of(template)
-    assert script == userdata_tool.USERDATA.read_text()
+    assert script == userdata_tool.USERDATA.read_text(), STALE
     agent = userdata_tool.AGENT.read_bytes()
-    assert gzip.decompress(base64.b64decode(variables["AgentGzipBase64"], validate=True)) == agent
-    assert variables["AgentSha256"] == hashlib.sha256(agent).hexdigest()
+    assert gzip.decompress(base64.b64decode(variables["AgentGzipBase64"], validate=True)) == agent, STALE
+    assert variables["AgentSha256"] == hashlib.sha256(agent).hexdigest(), STALE
 
 
 def test_the_tool_sees_the_template_as_current() -> None:
     text = tm.TEMPLATE.read_text()
     assert len(userdata_tool.script_blocks(text)) == 2
-    assert userdata_tool.main(["--check"]) == 0
+    assert userdata_tool.main(["--check"]) == 0, STALE
 
 
 def test_the_tool_repairs_a_stale_template() -> None:
