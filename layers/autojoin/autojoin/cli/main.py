@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from autojoin import __version__
-from autojoin.cli import lab, planning
+from autojoin.cli import lab, planning, replay
 
 HELP = """\
 autojoin keeps a self-managed Docker Swarm on EC2 Auto Scaling groups alive without a human: new \
@@ -59,5 +59,6 @@ def main(
 # --- command modules: one register(app) call each -------------------------------------------------
 planning.register(app)
 lab.register(app)
+replay.register(app)
 # (replay, simulate and lab register here, e.g. `replay.register(app)`)
 # ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""``autojoin replay EVENT.json [--state STATE.yaml] [--json]``: run one input on the local cloud.
+
+Exit 0 with the decision (an "ignored: …" decision included); 1 if the run leaked a token; 2 for bad
+input (one ``error: …`` line on stderr). Formats: docs/scenarios.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EXIT_BAD_INPUT = 2
+EXIT_VIOLATION = 1
+
+
+def replay_command(
+    event: Annotated[str, typer.Argument(metavar="EVENT.json", help="An input as AWS would deliver it.")],
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state", metavar="STATE.yaml", help="The cluster to replay against (docs/scenarios.md)."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document instead of tables.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the local cloud's random choices.")] = 0,
+    template: Annotated[
+        str, typer.Option("--template", metavar="PATH", help="The SAM template to wire from.")
+    ] = "template.yaml",
+) -> None:
+    """Replay one event (lifecycle action, termination policy input, rotation step, ...) on the local cloud:
+    print the decision, the AWS calls it made (secrets redacted) and the resulting cluster."""
+    from autojoin.errors import AutojoinError
+    from autojoin.localcloud import LocalCloudError, TemplateError
+    from autojoin.scenario import render
+    from autojoin.scenario.inputs import read_event
+    from autojoin.scenario.replay import replay
+    from autojoin.scenario.spec import load_state
+
+    try:
+        given = read_event(Path(event))
+        spec = load_state(Path(state) if state is not None else None)
+        result = replay(given, spec, seed=seed, template=Path(template))
+    except (AutojoinError, LocalCloudError, TemplateError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    if as_json:
+        render.print_json(result.to_json())
+    else:
+        render.print_replay(result)
+    if result.violations:
+        for v in result.violations:
+            typer.echo(f"invariant broken: {v}", err=True)
+        raise typer.Exit(EXIT_VIOLATION)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay_command)
