@@ -101,6 +101,13 @@ def test_plan_with_capacity_and_impaired_azs() -> None:
     assert data["layout"] == {"a": 2, "b": 1, "c": 0, "d": 2}
 
 
+def test_plan_human_output_marks_impaired_azs() -> None:
+    result = run("plan", "--managers", "5", "--zones", "a,b,c,d", "--impaired", "c")
+    assert result.exit_code == 0
+    assert "impaired" in result.stdout
+    assert "(empty)" in result.stdout
+
+
 def test_plan_human_output() -> None:
     result = run("plan", "--managers", "5", "--zones", "a,b,c")
     assert result.exit_code == 0

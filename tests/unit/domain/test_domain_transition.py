@@ -89,6 +89,15 @@ def test_no_safe_order_is_explained() -> None:
         plan_transition(dict.fromkeys("abcdef", 1), {"a": 3, "b": 3, "c": 3, "d": 3, "e": 3, "f": 2})
 
 
+def test_the_refusal_suggests_a_spare_az_only_when_one_would_help() -> None:
+    with pytest.raises(PlacementError, match="an extra AZ with 0 managers in the current layout would let"):
+        plan_transition({"a": 1, "b": 1, "c": 1}, {"a": 3, "b": 3, "c": 3})
+    with pytest.raises(PlacementError) as refused:
+        plan_transition(dict.fromkeys("abcde", 1), dict.fromkeys("abcde", 3))
+    assert "no layout of 6 managers over these 5 AZs survives 2 AZ losses" in str(refused.value)
+    assert "extra AZ" not in str(refused.value)
+
+
 def test_a_cluster_without_quorum_is_refused() -> None:
     with pytest.raises(PlacementError, match=r"no quorum now \(1 healthy of 3 managers, quorum 2\)"):
         plan_transition({"a": 1, "b": 1, "c": 1}, {"a": 1, "b": 1}, unhealthy={"a": 1, "b": 1})
@@ -241,3 +250,12 @@ def test_spare_workers_turn_adds_into_promotions_and_nothing_else(
         adds = [s.action for s in promoted.steps if s.az == az and s.action in ("add", "promote")]
         assert adds.count("promote") == min(spares[az], len(adds))
         assert adds == sorted(adds, key=lambda a: a != "promote")  # the spare workers go first
+
+
+def test_a_state_without_managers_is_never_safe() -> None:
+    from autojoin.domain.transition import _problem
+
+    assert _problem(("a", "b"), ((0, 0), (0, 0)), 0) == "no managers would be left"
+    assert _problem(("a", "b"), ((1, 1), (0, 1)), 0) == "only 1 healthy of 2 managers (quorum 2)"
+    assert _problem(("a", "b"), ((2, 1), (0, 0)), 1) == "a=2,b=1 survives 0 AZ losses, fewer than 1"
+    assert _problem(("a", "b", "c"), ((1, 1, 1), (0, 0, 0)), 1) is None

@@ -66,7 +66,7 @@ def plan(
     if as_json:
         render.print_json(tol.to_json())
     else:
-        render.show_tolerance(tol, f"best layout of {n} managers over {len(zone_list)} AZs")
+        render.show_tolerance(tol, f"best layout of {n} managers over {len(zone_list)} AZs", impaired=down)
 
 
 def assess_command(

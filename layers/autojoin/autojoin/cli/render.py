@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from rich.columns import Columns
 from rich.console import Console, Group, RenderableType
@@ -59,9 +59,11 @@ def _verdict_text(tol: Tolerance) -> Text:
     return Text(verdict_line(tol), style=style)
 
 
-def zone_picture(tol: Tolerance, unhealthy: Mapping[str, int] | None = None) -> RenderableType:
+def zone_picture(
+    tol: Tolerance, unhealthy: Mapping[str, int] | None = None, impaired: Collection[str] = ()
+) -> RenderableType:
     """One box per AZ with a ● per manager (○ when unhealthy); a red box is an AZ whose loss alone
-    loses quorum."""
+    loses quorum, a yellow one an impaired AZ."""
     fatal = set(tol.fatal_zones)
     down = unhealthy or {}
     boxes = []
@@ -73,8 +75,8 @@ def zone_picture(tol: Tolerance, unhealthy: Mapping[str, int] | None = None) -> 
             Panel(
                 body,
                 title=az,
-                subtitle="fatal" if az in fatal else None,
-                border_style="red" if az in fatal else "green",
+                subtitle="fatal" if az in fatal else "impaired" if az in impaired else None,
+                border_style="red" if az in fatal else "yellow" if az in impaired else "green",
                 expand=False,
                 padding=(0, 2),
             )
@@ -101,8 +103,10 @@ def tolerance_table(tol: Tolerance, title: str) -> Table:
     return table
 
 
-def show_tolerance(tol: Tolerance, title: str) -> None:
-    console().print(Group(tolerance_table(tol, title), zone_picture(tol), _verdict_text(tol)))
+def show_tolerance(tol: Tolerance, title: str, impaired: Collection[str] = ()) -> None:
+    console().print(
+        Group(tolerance_table(tol, title), zone_picture(tol, impaired=impaired), _verdict_text(tol))
+    )
 
 
 def recommendation_json(rec: Recommendation) -> dict[str, object]:

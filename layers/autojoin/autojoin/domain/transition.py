@@ -177,13 +177,19 @@ def plan_transition(
 
     # every order passes through each manager count between the two ends: each must allow the floor
     n_start, n_goal = sum(start[0]), sum(goal)
-    for n in range(min(n_start, n_goal) + 1, max(n_start, n_goal)):
+    between = range(min(n_start, n_goal) + 1, max(n_start, n_goal))
+    for n in between:
         best = zone_failures_tolerated(optimal_layout(n, zones))
         if best < floor:
+            spare = (*zones, "\x00spare")
+            helps = all(zone_failures_tolerated(optimal_layout(m, spare)) >= floor for m in between)
+            hint = (
+                "; an extra AZ with 0 managers in the current layout would let the plan pass" if helps else ""
+            )
             raise PlacementError(
                 f"no safe order from {_fmt(zones, start[0])} to {_fmt(zones, goal)}: every order passes "
                 f"through {n} managers, and no layout of {n} managers over these {len(zones)} AZs survives "
-                f"{floor} AZ loss{'es' if floor != 1 else ''} (it survives at best {best})"
+                f"{floor} AZ loss{'es' if floor != 1 else ''} (it survives at best {best}){hint}"
             )
 
     # 1. adds first: every add up to the peak (each AZ at the larger of its two counts), then every
