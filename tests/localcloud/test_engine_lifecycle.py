@@ -7,8 +7,6 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ClientError
 from moto.autoscaling.exceptions import ValidationError
-
-from autojoin.localcloud.asg import HookSpec
 from tests.localcloud.fixtures.engine_kit import (
     Recorder,
     auto_completer,
@@ -20,6 +18,8 @@ from tests.localcloud.fixtures.engine_kit import (
     states,
     wire_lifecycle,
 )
+
+from autojoin.localcloud.asg import HookSpec
 
 
 def test_launch_waits_in_pending_wait_until_continue_then_in_service() -> None:
@@ -312,9 +312,8 @@ def test_terminate_abandon_without_retention_policy_terminates() -> None:
 
 
 def test_terminating_an_unknown_instance_is_a_validation_error() -> None:
-    with engine_cloud() as (cloud, _stack):
-        with pytest.raises(ValidationError, match="Instance Id not found"):
-            cloud.terminate_instance("i-0123456789abcdef0")
+    with engine_cloud() as (cloud, _stack), pytest.raises(ValidationError, match="Instance Id not found"):
+        cloud.terminate_instance("i-0123456789abcdef0")
 
 
 def test_terminate_without_replacement_below_min_size_is_refused() -> None:

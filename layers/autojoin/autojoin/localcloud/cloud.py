@@ -46,6 +46,7 @@ from autojoin.settings import Settings
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+_ASG_SLR = "autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 _RETRY_DELAYS = (60.0, 120.0)  # Lambda asynchronous invocation: 1 minute, then 2 minutes
 _MODULES: dict[Path, ModuleType] = {}
 
@@ -389,7 +390,7 @@ class LocalCloud:
             if nxt is None or self.clock.pending() <= periodic:
                 break
             if nxt > deadline:
-                self.clock.advance_to(deadline)
+                self.clock.advance_to(max(deadline, self.clock.now()))
                 break
             self.clock.advance_to(nxt)
         return (self.clock.now() - begin).total_seconds()
@@ -508,7 +509,7 @@ class LocalCloud:
 
         Its resource-based policy must let the Auto Scaling service-linked role invoke it; without that
         permission the call fails (recorded as outcome "denied") and Auto Scaling has no answer."""
-        slr = f"arn:aws:iam::{self.account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+        slr = f"arn:aws:iam::{self.account}:role/aws-service-role/{_ASG_SLR}"
         if not self.stack.permitted(fn, slr, None):
             self._record(fn, payload, 1, "termination-policy", None, None, 0.0, outcome="denied")
             return None, 0.0, False
