@@ -37,9 +37,11 @@ class Deps:
     orchestrator_override: Orchestrator | None = None
 
     def client(self, service: str) -> Any:
-        return self._clients.setdefault(
-            service, self.session.client(service, region_name=self.settings.region)
-        )  # type: ignore[call-overload]
+        """One boto3 client per service for the life of the warm function."""
+        if service not in self._clients:
+            make: Any = self.session.client
+            self._clients[service] = make(service, region_name=self.settings.region)
+        return self._clients[service]
 
     @cached_property
     def _clients(self) -> dict[str, Any]:

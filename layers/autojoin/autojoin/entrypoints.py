@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 
 from autojoin.bootstrap import Deps
 from autojoin.domain.model import LifecycleAction
-from autojoin.errors import BadInput
+from autojoin.errors import BadInput, JoinDeferred
 from autojoin.events import lifecycle_action
 from autojoin.observability import count, logger
 from autojoin.services.launch import Outcome
@@ -53,7 +53,12 @@ def on_launch(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
     once = idempotent_function(
         data_keyword_argument="payload", persistence_store=deps.idempotency, config=config
     )
-    decision: dict[str, Any] = once(run)(payload=action.model_dump(mode="json"))
+    try:
+        decision: dict[str, Any] = once(run)(payload=action.model_dump(mode="json"))
+    except JoinDeferred as exc:
+        logger.warning(str(exc), extra={"decision": "deferred"})
+        count("JoinDeferred")
+        raise  # on purpose: Lambda's async retry tries again; the hook is kept alive meanwhile
     logger.debug("launch decision", extra={"decision_detail": decision})
     _report_launch(decision)
     for other in decision.get("also_joined", []):

@@ -61,6 +61,15 @@ class Unreachable(OrchestratorError):
     """No command could reach the node (SSM undeliverable, socket dead, timeout)."""
 
 
+class NodeNotReady(Unreachable):
+    """The node itself cannot run commands yet (still booting, SSM agent not registered)."""
+
+
+class JoinDeferred(AutojoinError):
+    """The launch cannot proceed yet but may soon: the hook is kept alive and the invocation fails on
+    purpose so that Lambda's asynchronous retries try again (the reconciler finishes what they don't)."""
+
+
 class NotAManager(OrchestratorError):
     """The node asked to act on the swarm is not a manager."""
 

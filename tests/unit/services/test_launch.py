@@ -10,6 +10,7 @@ from tests.fakes import FakeFleet, FakeHandOff, FakeState, FakeVault
 from autojoin.adapters.sim.clock import SimClock
 from autojoin.adapters.sim.swarm import SimSwarm
 from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
+from autojoin.errors import JoinDeferred, NodeNotReady
 from autojoin.ports import CompletionOutcome
 from autojoin.services.launch import LaunchConfig, LaunchService, Outcome
 
@@ -238,3 +239,46 @@ def test_decision_dict_is_plain_json(world: World) -> None:
     d = world.service.handle(world.launch(Role.MANAGER, "us-east-1a")).to_dict()
     assert d["outcome"] == "bootstrapped" and d["result"] == "CONTINUE" and d["role"] == "manager"
     assert "SWMTKN" not in repr(d)
+
+
+def test_node_not_ready_yet_keeps_the_hook_alive_and_defers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
+    action = world.launch(Role.WORKER, "us-east-1b")
+
+    def booting(instance_id: str, role: Role) -> str:
+        raise NodeNotReady(f"{instance_id} is still booting")
+
+    monkeypatch.setattr(world.swarm, "join", booting)
+    with pytest.raises(JoinDeferred):
+        world.service.handle(action)
+    assert action.instance_id in world.fleet.heartbeats
+    assert [a.instance_id for a, _ in world.state.pending("demo")] == [action.instance_id]
+    assert world.fleet.completions[-1][0] != action.instance_id  # not abandoned
+    monkeypatch.undo()
+    retried = world.service.handle(action)  # Lambda's retry, once the node is up
+    assert (retried.outcome, retried.result) == (Outcome.JOINED, LifecycleResult.CONTINUE)
+    assert world.state.pending("demo") == []
+
+
+def test_pending_node_still_booting_stays_pending_when_the_cluster_appears(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = world.launch(Role.WORKER, "us-east-1c")
+    world.service.handle(worker)
+    real_join = world.swarm.join
+
+    def join(instance_id: str, role: Role) -> str:
+        if instance_id == worker.instance_id:
+            raise NodeNotReady("booting")
+        return real_join(instance_id, role)
+
+    monkeypatch.setattr(world.swarm, "join", join)
+    boot = world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
+    assert boot.outcome is Outcome.BOOTSTRAPPED
+    assert [(d.instance_id, d.outcome) for d in boot.also_joined] == [(worker.instance_id, Outcome.PENDING)]
+    assert [a.instance_id for a, _ in world.state.pending("demo")] == [worker.instance_id]
+    assert [
+        d.instance_id for d in world.service.handle(world.launch(Role.WORKER, "us-east-1b")).also_joined
+    ] == [worker.instance_id]  # the next successful join finishes it

@@ -30,7 +30,14 @@ from autojoin.domain.model import (
     Node,
     Role,
 )
-from autojoin.errors import InvalidJoinToken, NoLeader, OrchestratorError, SecretMissing
+from autojoin.errors import (
+    InvalidJoinToken,
+    JoinDeferred,
+    NodeNotReady,
+    NoLeader,
+    OrchestratorError,
+    SecretMissing,
+)
 from autojoin.ports import (
     Clock,
     CompletionOutcome,
@@ -146,6 +153,7 @@ class LaunchService:
                 return self._bootstrap(action, group, instance)
             return self._wait(action, role, instance, "the cluster has no manager yet")
         decision = self._join(action, group, role, instance)
+        self.state.remove_pending(self.config.cluster, instance.instance_id)  # if an earlier try left it
         pending = self._finish_pending() if decision.outcome is Outcome.JOINED else ()
         return _with_also(decision, pending)
 
@@ -195,9 +203,12 @@ class LaunchService:
             if group is None or instance is None or instance.gone:
                 self.state.remove_pending(self.config.cluster, action.instance_id)
                 continue
-            decision = self._join(action, group, role, instance)
-            if decision.outcome is not Outcome.PENDING:
-                self.state.remove_pending(self.config.cluster, action.instance_id)
+            try:
+                decision = self._join(action, group, role, instance)
+            except JoinDeferred as exc:
+                out.append(LaunchDecision(Outcome.PENDING, str(exc), instance.instance_id, role, instance.az))
+                continue
+            self.state.remove_pending(self.config.cluster, action.instance_id)
             out.append(decision)
         return tuple(out)
 
@@ -216,6 +227,13 @@ class LaunchService:
                 outcome, reason = Outcome.JOINED, f"joined as {role.value}"
             self._await_ready(node_id, role)
             self.orchestrator.label(node_id, _labels(instance, group))
+        except NodeNotReady as exc:
+            # The node is still booting (SSM not registered, user data not done): keep its hook alive and
+            # let the invocation be retried, rather than abandon an instance that is merely early.
+            waiting = self._wait(action, role, instance, "the node cannot run commands yet")
+            if waiting.outcome is Outcome.GONE:
+                return waiting
+            raise JoinDeferred(f"{iid} cannot run commands yet; its launch stays pending") from exc
         except NoLeader as exc:
             return self._abandon(action, role, instance, "the cluster has no leader (quorum lost)", exc)
         except SecretMissing as exc:
