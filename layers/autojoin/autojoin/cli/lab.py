@@ -155,6 +155,8 @@ def bench(
     zones: Annotated[str, typer.Option("--zones", "-z")] = "a,b,c",
     how: Annotated[str, typer.Option("--how", help="Lose the managers by: kill | cut.")] = "kill",
     keep: Annotated[bool, typer.Option("--keep", help="Leave the bench lab running.")] = False,
+    root: RootOpt = "/tmp/autojoin-bench-lab",  # noqa: S108
+    prefix: PrefixOpt = "ajb",
     as_json: JsonOpt = False,
 ) -> None:
     """Measure lab start, join latency per node (autojoin vs bare), and quorum-loss detection."""
@@ -162,7 +164,13 @@ def bench(
 
     with lab_errors():
         report = run_bench(
-            managers, workers, _zones(zones), how=how, keep=keep, progress=lambda m: typer.echo(m, err=True)
+            managers,
+            workers,
+            _zones(zones),
+            how=how,
+            keep=keep,
+            lab=Lab(root, prefix, stop_wait=5),
+            progress=lambda m: typer.echo(m, err=True),
         )
         if as_json:
             typer.echo(json.dumps(report.as_dict(), indent=1))

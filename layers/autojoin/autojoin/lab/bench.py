@@ -137,9 +137,9 @@ def run_bench(
             first = slots[0][2]
             t0 = time.perf_counter()
             first_id = orch.init(first.instance_id, first.address)
+            manager_nodes.append(first)
             orch.label(first_id, {"instance-id": first.instance_id, "az": first.az})
             report.init_ms = _ms(t0)
-            manager_nodes.append(first)
             progress(f"init (agent: swarm init + both tokens to Secrets Manager): {report.init_ms:.0f} ms")
 
             for role, az, auto, twin in slots[1:]:
