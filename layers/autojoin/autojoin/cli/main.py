@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from autojoin import __version__
-from autojoin.cli import lab, planning, replay
+from autojoin.cli import lab, planning, replay, simulate
 
 HELP = """\
 autojoin keeps a self-managed Docker Swarm on EC2 Auto Scaling groups alive without a human: new \
@@ -60,5 +60,6 @@ def main(
 planning.register(app)
 lab.register(app)
 replay.register(app)
+simulate.register(app)
 # (replay, simulate and lab register here, e.g. `replay.register(app)`)
 # ---------------------------------------------------------------------------------------------------

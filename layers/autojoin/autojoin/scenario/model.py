@@ -129,7 +129,7 @@ class Expect(BaseModel):
     in_service: dict[Role, int] | None = None  # InService instances per group
     pending_actions: int | None = Field(default=None, ge=0)  # lifecycle actions still waiting
 
-    def items(self) -> list[tuple[str, object]]:
+    def items(self) -> list[tuple[str, Any]]:
         return [(k, v) for k, v in self.model_dump(exclude_none=True).items()]
 
 

@@ -132,3 +132,86 @@ def print_replay(result: Any) -> None:
     out.print(cluster_table(result.cluster, title="resulting cluster"))
     for line in summary_lines(result.cluster):
         out.print(line)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _layout_cell(state: ClusterState) -> Text:
+    text = Text()
+    for i, (az, n) in enumerate(state.layout.items()):
+        if i:
+            text.append("-", style="dim")
+        text.append(str(n), style="red" if az in state.down_zones else "")
+    text.append(f" ({state.managers}/{state.voters})", style="dim")
+    return text
+
+
+def _expect_cell(step: Any) -> Text:
+    if step.error:
+        return Text("error", style="bold red")
+    if not step.checks:
+        return Text("")
+    bad = [c for c in step.checks if not c.ok]
+    if bad:
+        return Text(f"✗ {len(bad)}/{len(step.checks)}", style="bold red")
+    return Text(f"✓ {len(step.checks)}", style="green")
+
+
+def timeline_table(result: Any) -> Table:
+    """One row per step (``result`` is a SimulationResult): the manager layout and tolerance after it."""
+    table = Table(title=f"{result.name} (seed {result.seed})", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("t", justify="right")
+    table.add_column("step")
+    table.add_column("managers per AZ (healthy/voters)")
+    table.add_column("workers", justify="right")
+    table.add_column("leader")
+    table.add_column("tolerance now")
+    table.add_column("expect")
+    rows = [(None, "start", result.initial, None)] + [(s.index, s.describe, s.state, s) for s in result.steps]
+    for index, what, state, step in rows:
+        label = Text(what)
+        if step is not None and step.note:
+            label.append(f"\n{step.note}", style="dim")
+        leader = Text("yes", style="green") if state.has_leader else Text("NO", style="bold red")
+        table.add_row(
+            "" if index is None else str(index),
+            _clock(0 if step is None else step.at),
+            label,
+            _layout_cell(state),
+            str(state.workers),
+            leader,
+            tolerance_line(state),
+            Text("") if step is None else _expect_cell(step),
+        )
+    return table
+
+
+def print_simulation(result: Any) -> None:
+    out = console()
+    out.print(timeline_table(result))
+    out.print(cluster_table(result.final, title=f"final cluster (t={_clock(result.final.at)})"))
+    for line in summary_lines(result.final):
+        out.print(line)
+    out.print(f"lifecycle completions: {dict(result.final.lifecycle)}")
+    for index, check in result.failed_checks:
+        where = f"step {index}" if index is not None else "end"
+        out.print(Text(f"✗ expectation failed at {where}: {check}", style="red"))
+    for index, error in result.errors:
+        out.print(Text(f"✗ step {index} could not run: {error}", style="red"))
+    for v in result.all_violations:
+        out.print(Text(f"✗ invariant broken: {v}", style="bold red"))
+    if result.passed:
+        n = sum(len(s.checks) for s in result.steps) + len(result.final_checks)
+        out.print(Text(f"PASSED: {n} expectation(s) held, no invariant broken", style="bold green"))
+    else:
+        out.print(
+            Text(
+                f"FAILED: {len(result.failed_checks)} expectation(s) failed, "
+                f"{len(result.errors)} step error(s), {len(result.all_violations)} invariant violation(s)",
+                style="bold red",
+            )
+        )

@@ -1,0 +1,85 @@
+"""``autojoin simulate SCENARIO.yaml [--json] [--seed N]``: a timeline on the local cloud.
+
+Exit 0 when every expectation held and no invariant was broken by autojoin's own actions; 1 otherwise;
+2 for a bad scenario (one ``error: …`` line on stderr). Format: docs/scenarios.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+LONG_SCENARIO_STEPS = 5
+LONG_SCENARIO_LAUNCHES = 50
+
+
+def _is_long(loaded: Any) -> bool:
+    steps = loaded.steps
+    big = any((t.step.desired or 0) >= LONG_SCENARIO_LAUNCHES for t in steps)
+    return len(steps) >= LONG_SCENARIO_STEPS or big
+
+
+def simulate_command(
+    scenario: Annotated[str, typer.Argument(metavar="SCENARIO.yaml", help="A scenario (docs/scenarios.md).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as one JSON document.")] = False,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the local cloud (default: the scenario's).")
+    ] = None,
+    template: Annotated[
+        str, typer.Option("--template", metavar="PATH", help="The SAM template to wire from.")
+    ] = "template.yaml",
+) -> None:
+    """Run a scenario (initial cluster, then scale, terminate, crash, AZ outage, refresh, rotation, late or
+    duplicate events...) on the local cloud: the manager layout and its tolerance after each step, and a
+    verdict on the scenario's expectations and the architecture's invariants."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from autojoin.errors import AutojoinError
+    from autojoin.localcloud import LocalCloudError, TemplateError
+    from autojoin.scenario import render
+    from autojoin.scenario.model import load_scenario
+    from autojoin.scenario.runner import simulate
+
+    try:
+        loaded = load_scenario(Path(scenario))
+    except AutojoinError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    err = Console(file=sys.stderr)  # bound now: the run captures what handlers print
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=err,
+        transient=True,
+        disable=not (err.is_terminal and _is_long(loaded)),
+    )
+    task = bar.add_task(loaded.name, total=len(loaded.steps) or 1)
+
+    def progress(done: int, total: int, what: str) -> None:
+        bar.update(task, completed=done, total=total or 1, description=f"{loaded.name}: {what}")
+
+    try:
+        with bar:
+            result = simulate(loaded, seed=seed, template=Path(template), progress=progress)
+    except (AutojoinError, LocalCloudError, TemplateError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    if as_json:
+        render.print_json(result.to_json())
+    else:
+        render.print_simulation(result)
+    if not result.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate_command)
