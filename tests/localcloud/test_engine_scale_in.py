@@ -3,6 +3,7 @@ instance refresh, maximum instance lifetime and AZ rebalancing."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -144,7 +145,7 @@ def test_an_empty_answer_refuses_and_is_asked_again_while_desired_is_below_curre
         assert len(in_service(cloud, stack.manager_group)) == 2
         assert [c.accepted != [] for c in cloud.policy_calls] == [False, False, False, True]
         times = [c.at for c in cloud.policy_calls]
-        assert [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)] == [60, 60, 60]
+        assert [(b - a).total_seconds() for a, b in itertools.pairwise(times)] == [60, 60, 60]
 
 
 def test_refusal_stops_being_asked_once_desired_is_back() -> None:
@@ -209,7 +210,7 @@ def test_errors_malformed_answers_and_unknown_ids_are_no_answer() -> None:
         assert [c.answer for c in cloud.policy_calls] == [None, None, None, ["i-nope"]]
         assert all(c.accepted == [] for c in cloud.policy_calls)
         assert len(in_service(cloud, stack.manager_group)) == 3
-        assert [i.error_type for i in cloud.invocations if i.function == POLICY][0] == "RuntimeError"
+        assert next(i.error_type for i in cloud.invocations if i.function == POLICY) == "RuntimeError"
 
 
 def test_a_policy_without_the_service_linked_role_permission_is_never_invoked() -> None:
