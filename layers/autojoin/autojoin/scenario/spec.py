@@ -173,6 +173,8 @@ def describe(exc: ValidationError, what: str) -> str:
     loc = _location(tuple(err["loc"]))
     if err["type"] == "extra_forbidden":
         return f"{what}: unknown field {loc}"
+    if not err["loc"]:
+        return f"{what}: {msg}"
     return f"{what}: {loc}: {msg}"
 
 
