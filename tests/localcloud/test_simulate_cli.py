@@ -1,0 +1,158 @@
+"""``autojoin simulate``: failing expectations and broken invariants exit 1, bad scenarios exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from autojoin.cli.main import app
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = str(REPO / "template.yaml")
+runner = CliRunner()
+
+
+def simulate(path: Path, *extra: str) -> Any:
+    return runner.invoke(app, ["simulate", str(path), "--template", TEMPLATE, *extra])
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_failed_expectation_exits_1_and_says_which(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "cluster: {managers: 5, workers: 1}\n"
+        "settle: 60\n"
+        "steps:\n"
+        "  - {at: 10, action: az_outage, zone: us-east-1a, expect: {has_leader: false, managers: 3}}\n",
+    )
+    result = simulate(path)
+    assert result.exit_code == 1, result.stdout
+    assert "expectation failed at step 1: has_leader: expected False, got True" in result.stdout
+    assert "FAILED: 1 expectation(s) failed" in result.stdout
+    doc = json.loads(simulate(path, "--json").stdout)
+    assert doc["passed"] is False
+    assert doc["failed_expectations"] == [
+        {"step": 1, "key": "has_leader", "expected": False, "actual": True, "ok": False}
+    ]
+
+
+def test_an_invariant_broken_by_autojoin_exits_1(tmp_path: Path) -> None:
+    # workers launched where no manager will ever come: autojoin holds their hooks (pending joins) but
+    # nobody completes them before the heartbeat timeout: "completed before its hook times out" breaks
+    path = write(
+        tmp_path,
+        "cluster: {exists: false, managers: 0, workers: 0, hook_timeouts: {launch: 60}}\n"
+        "settle: 600\n"
+        "steps:\n"
+        "  - {at: 0, action: scale, group: worker, desired: 1}\n",
+    )
+    result = simulate(path, "--json")
+    assert result.exit_code == 1, result.stdout[-2000:]
+    doc = json.loads(result.stdout)
+    rules = {v["rule"] for v in doc["violations"]}
+    assert "lifecycle-timeout" in rules
+    assert doc["failed_expectations"] == []
+
+
+def test_a_crash_losing_quorum_is_a_fact_not_a_violation(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "cluster: {managers: 3, workers: 0}\n"
+        "settle: 5\n"
+        "steps:\n"
+        "  - {at: 1, action: crash, target: manager in us-east-1a}\n"
+        "  - {at: 2, action: crash, target: 'manager #2', expect: {has_leader: false, managers: 1}}\n",
+    )
+    result = simulate(path, "--json")
+    assert result.exit_code == 0, result.stdout[-2000:]
+    doc = json.loads(result.stdout)
+    assert doc["violations"] == []
+    assert [s["state"]["managers"] for s in doc["steps"]] == [2, 1]
+
+
+def test_selecting_an_instance_that_is_not_there_fails_the_step(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "cluster: {managers: 3, workers: 0}\nsettle: 1\n"
+        "steps:\n  - {at: 1, action: terminate, target: 'manager #5'}\n",
+    )
+    result = simulate(path)
+    assert result.exit_code == 1
+    assert "step 1 could not run: no manager #5: 3 InService instance(s) match" in result.stdout
+
+
+def test_deliver_duplicate_and_late_events_change_nothing(tmp_path: Path) -> None:
+    # i-00000000000000203 is already a member: its launch event, late and twice, must change nothing
+    event = REPO / "events" / "autoscaling_launch_worker.json"
+    path = write(
+        tmp_path,
+        "cluster: {managers: 3, workers: 3}\n"
+        "settle: 300\n"
+        "steps:\n"
+        "  - at: 60\n"
+        "    action: deliver\n"
+        f"    event: {event}\n"
+        "    duplicate: true\n"
+        "    delay: 30\n"
+        "    expect: {workers: 3, managers: 3, lifecycle: {CONTINUE: 0, ABANDON: 0}, pending_actions: 0}\n",
+    )
+    result = simulate(path, "--json")
+    assert result.exit_code == 0, result.stdout[-3000:]
+    doc = json.loads(result.stdout)
+    assert doc["steps"][0]["invocations"] == 2  # both copies reached OnLaunchFunction
+    assert doc["violations"] == []
+
+
+def test_rotate_tokens_step(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "cluster: {managers: 3, workers: 1}\n"
+        "settle: 120\n"
+        "steps:\n"
+        "  - {at: 10, action: rotate_tokens, role: worker}\n"
+        "  - {at: 20, action: scale, group: worker, desired: 2,\n"
+        "     expect: {workers: 2, lifecycle: {CONTINUE: 1}}}\n",
+    )
+    result = simulate(path, "--json")
+    assert result.exit_code == 0, result.stdout[-3000:]
+    doc = json.loads(result.stdout)
+    assert doc["steps"][0]["invocations"] == 4  # createSecret, setSecret, testSecret, finishSecret
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("steps: [\n", "not valid YAML"),
+        ("steps:\n  - {action: explode}\n", "steps.0.action"),
+        ("steps:\n  - {action: az_outage, zone: us-west-2a}\n", "zone us-west-2a does not exist"),
+        ("steps:\n  - {action: scale, group: databases, desired: 3}\n", "group 'databases' does not exist"),
+        (
+            "cluster: {zones: [us-east-1a], managers: {layout: {us-east-1c: 1}}}\n",
+            "zone us-east-1c does not exist",
+        ),
+        ("steps:\n  - {action: deliver, event: nowhere.json}\n", "event file nowhere.json not found"),
+        ("just a string\n", "expected a mapping"),
+    ],
+)
+def test_bad_scenarios_exit_2_with_one_error_line(tmp_path: Path, text: str, message: str) -> None:
+    result = simulate(write(tmp_path, text))
+    assert result.exit_code == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_missing_scenario_file(tmp_path: Path) -> None:
+    result = simulate(tmp_path / "nope.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: scenario") and "no such file" in result.stderr

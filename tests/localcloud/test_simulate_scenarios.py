@@ -1,0 +1,91 @@
+"""Every shipped scenario runs from a fresh clone with exit 0, and its timeline says what it claims."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from autojoin.cli.main import app
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = str(REPO / "template.yaml")
+SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
+runner = CliRunner()
+
+
+def simulate(path: Path, *extra: str) -> Any:
+    return runner.invoke(app, ["simulate", str(path), "--template", TEMPLATE, *extra])
+
+
+def simulate_json(path: Path, *extra: str) -> dict[str, Any]:
+    result = simulate(path, "--json", *extra)
+    assert result.exit_code == 0, (result.stderr, result.stdout[-3000:])
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def test_the_brief_s_scenarios_are_shipped() -> None:
+    assert {p.stem for p in SCENARIOS} >= {
+        "seed-3-2-loses-quorum",
+        "seed-2-2-1-survives-az-loss",
+        "seed-1-1-1-1-1-survives-two",
+        "manager-scale-in",
+        "worker-burst-200",
+        "bootstrap-from-nothing",
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=pytest.mark.slow) if "200" in p.name else p for p in SCENARIOS],
+    ids=lambda p: p.stem,
+)
+def test_every_shipped_scenario_passes(path: Path) -> None:
+    result = simulate(path)
+    assert result.exit_code == 0, (result.stderr, result.stdout[-3000:])
+    assert "PASSED" in result.stdout
+    assert "SWMTKN" not in result.output
+
+
+def test_3_2_loses_quorum_when_its_bigger_az_goes_and_that_is_not_autojoin_s_fault() -> None:
+    doc = simulate_json(REPO / "scenarios/seed-3-2-loses-quorum.yaml")
+    assert doc["passed"] and doc["violations"] == []
+    start, outage = doc["steps"]
+    assert start["state"]["layout"] == {"us-east-1a": 3, "us-east-1b": 2}
+    assert start["state"]["tolerance"]["tolerates_zone_failures"] == 0
+    assert outage["action"] == "az_outage" and not outage["state"]["has_leader"]
+
+
+def test_2_2_1_keeps_its_leader_through_the_worst_az_loss() -> None:
+    doc = simulate_json(REPO / "scenarios/seed-2-2-1-survives-az-loss.yaml")
+    states = [s["state"] for s in doc["steps"]]
+    assert [s["has_leader"] for s in states] == [True, True, True]
+    assert states[0]["tolerance"]["layout"] == {"us-east-1a": 2, "us-east-1b": 2, "us-east-1c": 1}
+    assert states[1]["managers"] == 3
+    assert states[2]["layout"] == {"us-east-1a": 2, "us-east-1b": 2, "us-east-1c": 1}
+    assert doc["final"]["lifecycle"] == {"CONTINUE": 3, "ABANDON": 0}
+
+
+def test_1_1_1_1_1_keeps_its_leader_through_two_az_losses() -> None:
+    doc = simulate_json(REPO / "scenarios/seed-1-1-1-1-1-survives-two.yaml")
+    two_down = doc["steps"][2]["state"]
+    assert two_down["has_leader"] and two_down["managers"] == 3
+    assert two_down["down_zones"] == ["us-east-1b", "us-east-1d"]
+
+
+def test_bootstrap_from_nothing_forms_one_swarm() -> None:
+    doc = simulate_json(REPO / "scenarios/bootstrap-from-nothing.yaml")
+    assert not doc["initial"]["has_leader"] and doc["initial"]["members"] == []
+    final = doc["final"]
+    assert final["has_leader"] and final["voters"] == 3 and final["workers"] == 5
+    assert final["layout"] == {"us-east-1a": 1, "us-east-1b": 1, "us-east-1c": 1}
+    assert final["lifecycle"] == {"CONTINUE": 8, "ABANDON": 0}
+
+
+def test_seed_option_is_taken() -> None:
+    doc = simulate_json(REPO / "scenarios/seed-3-2-loses-quorum.yaml", "--seed", "7")
+    assert doc["seed"] == 7 and doc["passed"]
