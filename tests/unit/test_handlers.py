@@ -27,6 +27,7 @@ from autojoin.adapters.sim.clock import SimClock
 from autojoin.adapters.sim.swarm import SimSwarm
 from autojoin.bootstrap import Deps, build_deps
 from autojoin.domain.model import LifecycleResult, Role
+from autojoin.errors import CommandFailed
 from autojoin.observability import logger
 from autojoin.settings import Settings
 
@@ -208,7 +209,7 @@ def test_malformed_input_is_logged_counted_and_answered_without_raising(
     assert env.fleet.completions == []
 
 
-def test_orchestrator_unreachable_abandons_with_an_error_log_and_metric(
+def test_orchestrator_unreachable_keeps_the_hook_alive_with_a_warning_and_metric(
     env: Env, capfd: pytest.CaptureFixture[str]
 ) -> None:
     handler = load_handler("on_launch")
@@ -218,8 +219,28 @@ def test_orchestrator_unreachable_abandons_with_an_error_log_and_metric(
     for e in managers:
         env.swarm.crash(e["detail"]["EC2InstanceId"])
     capfd.readouterr()
-    result = handler(env.event(Role.WORKER, "us-east-1a"), Context(), deps=env.deps)
-    assert (result["outcome"], result["result"], result["error"]) == ("abandoned", "ABANDON", "Unreachable")
+    event = env.event(Role.WORKER, "us-east-1a")
+    result = handler(event, Context(), deps=env.deps)
+    assert (result["outcome"], result["result"], result["error"]) == ("pending", None, "Unreachable")
+    out = capfd.readouterr().out
+    assert '"level":"WARNING"' in env.logs.getvalue().replace(" ", "") and "JoinPending" in emf_metrics(out)
+    assert event["detail"]["EC2InstanceId"] in env.fleet.heartbeats
+    assert env.fleet.completions[-1][0] != event["detail"]["EC2InstanceId"]
+
+
+def test_join_failure_abandons_with_an_error_log_and_metric(
+    env: Env, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = load_handler("on_launch")
+    handler(env.event(Role.MANAGER, "us-east-1a"), Context(), deps=env.deps)
+
+    def refuse(instance_id: str, role: Role) -> str:
+        raise CommandFailed("docker swarm join", 1)
+
+    monkeypatch.setattr(env.swarm, "join", refuse)
+    capfd.readouterr()
+    result = handler(env.event(Role.WORKER, "us-east-1b"), Context(), deps=env.deps)
+    assert (result["outcome"], result["result"], result["error"]) == ("abandoned", "ABANDON", "CommandFailed")
     out = capfd.readouterr().out
     assert '"level":"ERROR"' in env.logs.getvalue().replace(" ", "") and "JoinAbandoned" in emf_metrics(out)
     assert env.fleet.completions[-1][1] is LifecycleResult.ABANDON

@@ -73,6 +73,8 @@ def _report_launch(decision: dict[str, Any]) -> None:
     }
     if outcome is Outcome.ABANDONED:
         logger.error(decision["reason"], extra={"decision": outcome.value, **fields})
+    elif decision["error"]:  # waiting because something is wrong (no leader, no manager answers)
+        logger.warning(decision["reason"], extra={"decision": outcome.value, **fields})
     else:
         logger.info(decision["reason"], extra={"decision": outcome.value, **fields})
     count(_LAUNCH_METRIC[outcome], role=str(decision.get("role") or ""))

@@ -199,16 +199,36 @@ def test_join_after_rotation_refreshes_the_token_and_retries_once(world: World) 
     assert [r for _i, r in world.handoff.offered].count(Role.WORKER) == 2  # first try + one retry
 
 
-def test_no_leader_abandons_the_launch(world: World) -> None:
+def test_no_leader_keeps_the_launch_pending_instead_of_churning_instances(world: World) -> None:
     m = [world.launch(Role.MANAGER, z) for z in ZONES]
     for a in m:
         world.service.handle(a)
     world.swarm.crash(m[0].instance_id)
     world.swarm.crash(m[1].instance_id)
     world.clock.advance(60)
-    d = world.service.handle(world.launch(Role.WORKER, "us-east-1c"))
-    assert (d.outcome, d.result, d.error) == (Outcome.ABANDONED, LifecycleResult.ABANDON, "NoLeader")
-    assert world.handoff.slots == {}
+    action = world.launch(Role.WORKER, "us-east-1c")
+    d = world.service.handle(action)
+    assert (d.outcome, d.result, d.error) == (Outcome.PENDING, None, "NoLeader")
+    assert "no leader" in d.reason and action.instance_id in world.fleet.heartbeats
+    assert world.handoff.slots == {} and world.handoff.offered == [
+        (m[1].instance_id, Role.MANAGER),
+        (m[2].instance_id, Role.MANAGER),
+    ]
+    # quorum comes back: the next join finishes the waiting one too
+    world.swarm.restart(m[0].instance_id)
+    world.clock.advance(60)
+    later = world.service.handle(world.launch(Role.WORKER, "us-east-1a"))
+    assert later.outcome is Outcome.JOINED
+    assert [(x.instance_id, x.outcome) for x in later.also_joined] == [(action.instance_id, Outcome.JOINED)]
+
+
+def test_no_manager_reachable_keeps_the_launch_pending(world: World) -> None:
+    m = world.launch(Role.MANAGER, "us-east-1a")
+    world.service.handle(m)
+    world.swarm.crash(m.instance_id)
+    d = world.service.handle(world.launch(Role.WORKER, "us-east-1b"))
+    assert (d.outcome, d.error) == (Outcome.PENDING, "Unreachable")
+    assert "no manager" in d.reason
 
 
 def test_missing_secret_abandons(world: World) -> None:

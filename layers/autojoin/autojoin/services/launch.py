@@ -37,6 +37,7 @@ from autojoin.errors import (
     NoLeader,
     OrchestratorError,
     SecretMissing,
+    Unreachable,
 )
 from autojoin.ports import (
     Clock,
@@ -153,6 +154,8 @@ class LaunchService:
                 return self._bootstrap(action, group, instance)
             return self._wait(action, role, instance, "the cluster has no manager yet")
         decision = self._join(action, group, role, instance)
+        if decision.outcome is Outcome.PENDING:
+            return decision
         self.state.remove_pending(self.config.cluster, instance.instance_id)  # if an earlier try left it
         pending = self._finish_pending() if decision.outcome is Outcome.JOINED else ()
         return _with_also(decision, pending)
@@ -183,7 +186,15 @@ class LaunchService:
         self._save_snapshot()
         return _with_also(decision, self._finish_pending())
 
-    def _wait(self, action: LifecycleAction, role: Role, instance: InstanceInfo, why: str) -> LaunchDecision:
+    def _wait(
+        self,
+        action: LifecycleAction,
+        role: Role,
+        instance: InstanceInfo,
+        why: str,
+        *,
+        error: str | None = None,
+    ) -> LaunchDecision:
         self.state.add_pending(self.config.cluster, action, role)
         alive = self.fleet.heartbeat(action)
         if not alive:
@@ -192,7 +203,12 @@ class LaunchService:
                 Outcome.GONE, "lifecycle action already finished", instance.instance_id, role
             )
         return LaunchDecision(
-            Outcome.PENDING, f"{why}: waiting (hook kept alive)", instance.instance_id, role, instance.az
+            Outcome.PENDING,
+            f"{why}: waiting (hook kept alive)",
+            instance.instance_id,
+            role,
+            instance.az,
+            error=error,
         )
 
     def _finish_pending(self) -> tuple[LaunchDecision, ...]:
@@ -218,6 +234,12 @@ class LaunchService:
         iid = instance.instance_id
         try:
             members = self.orchestrator.members()
+        except (NoLeader, Unreachable) as exc:
+            # The cluster, not the instance, is the problem: abandoning would only churn healthy instances.
+            # Keep the hook alive; the join resumes when a leader is back (next launch, the reconciler), and
+            # the hook's own timeout (DefaultResult ABANDON) bounds the wait.
+            return self._wait(action, role, instance, _cluster_down(exc), error=type(exc).__name__)
+        try:
             existing = _member_of(members, iid)
             if existing is not None and existing.role is role:
                 node_id = existing.node_id
@@ -235,7 +257,7 @@ class LaunchService:
                 return waiting
             raise JoinDeferred(f"{iid} cannot run commands yet; its launch stays pending") from exc
         except NoLeader as exc:
-            return self._abandon(action, role, instance, "the cluster has no leader (quorum lost)", exc)
+            return self._wait(action, role, instance, _cluster_down(exc), error=type(exc).__name__)
         except SecretMissing as exc:
             return self._abandon(action, role, instance, f"no {role.value} token in the vault", exc)
         except OrchestratorError as exc:
@@ -326,6 +348,12 @@ class LaunchService:
 
 class _NotReady(OrchestratorError):
     """The node joined but never showed Ready with the expected role."""
+
+
+def _cluster_down(exc: Exception) -> str:
+    if isinstance(exc, NoLeader):
+        return "the cluster has no leader (quorum lost)"
+    return "no manager of the cluster answers"
 
 
 def _member_of(members: Sequence[Member], instance_id: str) -> Member | None:
