@@ -161,8 +161,8 @@ def test_no_token_leaks_anywhere(
     handoff_table = lc.stack.physical["HandoffTable"]["Ref"]
     carriers = 0
     other_params = []
-    for svc, op, fn, p in cap.params:
-        p = dict(p)
+    for svc, op, fn, raw_params in cap.params:
+        p = dict(raw_params)
         if (svc, op) == ("dynamodb", "PutItem") and p.get("TableName") == handoff_table:
             assert fn == "OnLaunchFunction"
             p["Item"] = {k: v for k, v in p["Item"].items() if k != "token"}
@@ -234,7 +234,7 @@ def test_rotation_in_the_middle_of_a_burst(cloud: tuple[LocalCloud, Capture]) ->
 
 
 def test_bad_inputs_get_the_safe_result(cloud: tuple[LocalCloud, Capture]) -> None:
-    lc, cap = cloud
+    lc, _ = cloud
     lc.set_desired(lc.stack.manager_group, 1)
     lc.run_until_idle(1800)
     assert lc.invoke("OnLaunchFunction", {"detail": "garbage"})["outcome"] == "rejected"
