@@ -156,3 +156,29 @@ def test_missing_scenario_file(tmp_path: Path) -> None:
     result = simulate(tmp_path / "nope.yaml")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: scenario") and "no such file" in result.stderr
+
+
+def test_selectors_leader_and_instance_id_and_the_group_s_own_repair(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "cluster: {managers: 3, workers: 1}\n"
+        "settle: 300\n"
+        "steps:\n"
+        "  - {at: 1, action: crash, target: leader, expect: {has_leader: true, managers: 2}}\n"
+        "  - {at: 10, action: wait, seconds: 0, expect: {managers: 3, lifecycle: {CONTINUE: 1}}}\n"
+        "  - {at: 300, action: terminate, target: i-00000000000000201, decrement: false,\n"
+        "     expect: {workers: 1, lifecycle: {CONTINUE: 2, ABANDON: 0}}}\n",
+    )
+    result = simulate(path, "--json")
+    assert result.exit_code == 0, result.stdout[-3000:]
+    doc = json.loads(result.stdout)
+    crashed, repaired, replaced = doc["steps"]
+    assert crashed["state"]["leader"] != doc["initial"]["leader"]  # a new leader was elected
+    assert crashed["invocations"] == 0  # the crash is the world's doing
+    # the health check replaced the dead manager and autojoin joined the new one; the dead one stays a
+    # Down voter until dead-node cleanup removes it
+    assert (repaired["state"]["managers"], repaired["state"]["voters"]) == (3, 4)
+    assert replaced["invocations"] == 1
+    assert "i-00000000000000201" not in {
+        m["instance_id"] for m in replaced["state"]["members"] if m["healthy"]
+    }
