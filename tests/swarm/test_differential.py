@@ -335,7 +335,9 @@ def run_scenario(b: Backend, reference: dict[str, Any] | None = None) -> Record:
 
     change("leave w2", lambda: b.orch.leave(b.iid("w2")))
     change("remove w2 right after it left", lambda: b.orch.remove(b.node_id_of("w2")))
+    before = len(b.transients)
     rec.add("w2 shows Down", b.settle(lambda: not _ready(b, "w2"), True))
+    b.transients[before:] = [f"w2 shows Down: {note}" for note in b.transients[before:]]
     change("remove w2 once Down", lambda: b.orch.remove(b.node_id_of("w2")))
     change("remove w2 again (already gone)", lambda: b.orch.remove(b.node_id_of("w2")))
     look("after w2 removed")
@@ -363,6 +365,8 @@ def run_scenario(b: Backend, reference: dict[str, Any] | None = None) -> Record:
     b.cut("m2")
     b.cut("m3")
     look("members after cutting m2 and m3 off")
+    b.offer("w2", Role.WORKER)  # w2 left and was removed: a fresh join, with no leader to admit it
+    change("join w2 while m2 and m3 are cut off", join("w2", Role.WORKER))
     b.heal("m2")
     b.heal("m3")
     look("members after healing m2 and m3")
@@ -462,7 +466,12 @@ def test_simswarm_and_the_real_swarm_agree_step_by_step(
     lab_backend = LabBackend(nodes, lab, aws_session)
     real = run_scenario(lab_backend, reference)
     observed = real.as_dict()
-    # the real swarm's way there (eventual consistency the simulation does not show): reported, not asserted
+    # what both said to each change, and the real swarm's way there (eventual consistency the simulation
+    # does not show): reported, not asserted
+    print(
+        "outcomes (real swarm):\n  "
+        + "\n  ".join(f"{k}: {v}" for k, v in real.steps if not isinstance(v, dict))
+    )
     print("real swarm, transient observations:\n  " + "\n  ".join(lab_backend.transients or ["none"]))
     assert [s for s, _ in real.steps] == [s for s, _ in sim.steps]
     assert observed == reference, (
