@@ -108,15 +108,15 @@ def test_token_leaks_in_calls_results_and_logs() -> None:
         Invocation("OnLaunchFunction", "e1", 1, "ok", T0, result={"outcome": "joined"}),
         Invocation("OnLaunchFunction", "e2", 1, "ok", T0, result={"debug": TOKEN}),
     ]
-    found = token_violations(
-        calls, invocations, ["joined i-1", f"token was {TOKEN}"], decisions=[{"x": [TOKEN]}]
-    )
+    logs = ["joined i-1", f"token was {TOKEN}", "join with [REDACTED-TOKEN]"]
+    found = token_violations(calls, invocations, logs, decisions=[{"x": [TOKEN]}])
     details = [v.detail for v in found]
-    assert len(found) == 4, details
+    assert len(found) == 5, details
     assert "ssm.SendCommand Parameters.commands[0]" in details[0]
     assert "return value of OnLaunchFunction" in details[1]
     assert "decision (x[0])" in details[2]
     assert "log line 2" in details[3]
+    assert "reached the logger (scrubbed) in log line 3" in details[4]
     assert all(TOKEN not in d for d in details)
 
 

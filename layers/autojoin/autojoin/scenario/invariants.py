@@ -9,7 +9,8 @@ Rules:
   it (the template routes it) and did not complete it in time.
 - ``lifecycle-unfinished``: an action still waiting when the scenario ended (after settling).
 - ``token-leak``: a join token (``SWMTKN-…``) in a recorded AWS call outside a secret field (the
-  recorder's redaction mark in an SSM command, say), in a function's return value or in a log line.
+  recorder's redaction mark in an SSM command, say), in a function's return value or in a log line — or
+  the logger's scrubber mark in a log line (code handed the logger a token; the scrubber caught it).
 - ``quorum-lost``: the swarm had a leader before a step that is autojoin's doing (one of its functions
   ran in it, and it is not a disruption) and none after it.
 - ``az-tolerance``: after such a step the managers survive fewer AZ losses than both before the step and
@@ -31,6 +32,7 @@ from autojoin.scenario.observe import ClusterState
 
 TOKEN = re.compile(r"SWMTKN-1-[0-9A-Za-z]")
 REDACTED = "***"
+SCRUBBED = "[REDACTED-TOKEN]"  # autojoin.observability's scrubber mark
 SECRET_KEYS = frozenset({"secretstring", "secretbinary", "token", "jointoken", "password"})
 TIMEOUTS = frozenset({"heartbeat-timeout", "global-timeout"})
 
@@ -124,6 +126,8 @@ def token_violations(
     for n, line in enumerate(log_lines, start=1):
         if TOKEN.search(line):
             out.append(Violation("token-leak", f"a join token in log line {n}"))
+        elif SCRUBBED in line:  # the logger's last line of defence fired: code handed it a token
+            out.append(Violation("token-leak", f"a join token reached the logger (scrubbed) in log line {n}"))
     return out
 
 
