@@ -48,9 +48,12 @@ def lab() -> Iterator[Lab]:
         lab.down()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def aws() -> Iterator[boto3.Session]:
-    """moto in-process for the whole session: the agent's boto3 calls (in-process) reach it."""
+    """moto in-process for one test module: the agent's boto3 calls (in-process) reach it.
+
+    Module scope, not session: a mock left active would leak its state into later modules' own mocks.
+    """
     saved = {
         k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
     }
@@ -145,7 +148,7 @@ class Cluster:
             self.join(self.add(az), Role.WORKER)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def new_cluster(lab: Lab, aws: boto3.Session) -> Callable[[str], Cluster]:
     def make(name: str) -> Cluster:
         return Cluster(name, lab, aws)
