@@ -359,3 +359,29 @@ def test_hooks_added_through_the_api_keep_their_metadata() -> None:
             "InService",
             "InService",
         ]  # no hooks: no wait
+
+
+def test_groups_with_a_warm_pool_add_origin_and_destination() -> None:
+    with engine_cloud() as (cloud, stack):
+        cloud.engine.groups[stack.manager_group].warm_pool = True
+        launches, terminations, results = Recorder(), Recorder(), Recorder()
+        cloud.register_handler("OnLaunchFunction", launches)
+        cloud.register_handler("OnTerminateFunction", terminations)
+        cloud.register_handler("ResultsFunction", results)
+        cloud.set_desired(stack.manager_group, 1)
+        cloud.run_until_idle(0)
+        detail = launches.details()[0]
+        assert (detail["Origin"], detail["Destination"]) == ("EC2", "AutoScalingGroup")
+        complete(cloud, detail)
+        cloud.terminate_instance(detail["EC2InstanceId"])
+        cloud.run_until_idle(0)
+        # the template's terminate rule wants no Destination field: a warm-pool group's event misses it
+        assert terminations.events == []
+        terminate = next(
+            e for e in cloud.events if e["detail-type"] == "EC2 Instance-terminate Lifecycle Action"
+        )
+        assert (terminate["detail"]["Origin"], terminate["detail"]["Destination"]) == (
+            "AutoScalingGroup",
+            "EC2",
+        )
+        assert results.details()[0]["Destination"] == "AutoScalingGroup"

@@ -279,6 +279,13 @@ def test_plain_cloudformation_templates_load_without_the_sam_transform(tmp_path:
         " Target: {Arn: !Ref Live}}}\n"
         '  Hourly: {Type: AWS::Events::Rule, Properties: {ScheduleExpression: "cron(0 * * * ? *)",'
         " Targets: [{Id: a, Arn: !GetAtt Fn.Arn}]}}\n"
+        "  Lt: {Type: AWS::EC2::LaunchTemplate, Properties: {LaunchTemplateData: {InstanceType: t3.nano}}}\n"
+        "  Asg:\n    Type: AWS::AutoScaling::AutoScalingGroup\n    Properties:\n"
+        "      AvailabilityZones: [us-east-1a]\n      MinSize: 0\n      MaxSize: 2\n"
+        "      LaunchTemplate: {LaunchTemplateId: !Ref Lt}\n"
+        "      TerminationPolicies: [OldestInstance]\n      HealthCheckGracePeriod: 60\n      Cooldown: 30\n"
+        "  Pool: {Type: AWS::AutoScaling::WarmPool, Properties: {AutoScalingGroupName: !Ref Asg, MinSize: 1,"
+        " PoolState: Stopped}}\n"
         "  Table:\n    Type: AWS::DynamoDB::Table\n    Properties:\n"
         "      AttributeDefinitions: [{AttributeName: k, AttributeType: S}]\n"
         "      KeySchema: [{AttributeName: k, KeyType: HASH}]\n"
@@ -292,7 +299,11 @@ def test_plain_cloudformation_templates_load_without_the_sam_transform(tmp_path:
         assert stack.physical["Live"]["Ref"] == stack.functions["Fn"].arn + ":live"
         assert stack.function_for_arn(stack.physical["V1"]["Ref"]) == "Fn"
         assert stack.functions["Fn"].code_dir is None
-        assert (stack.manager_group, stack.worker_group) == ("", "")
+        assert (stack.manager_group, stack.worker_group) == ("", "")  # no autojoin:role tags
+        group = stack.physical["Asg"]["Ref"]
+        assert cloud.engine.groups[group].warm_pool
+        assert cloud.engine.groups[group].policy_function is None
+        assert cloud.engine.group(group).termination_policies == ["OldestInstance"]
         with pytest.raises(LocalCloudError, match="no local code"):
             cloud.invoke("Fn", {})
         ticks = Recorder()

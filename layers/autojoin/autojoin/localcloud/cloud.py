@@ -222,7 +222,9 @@ class LocalCloud:
         ec2 = self._admin.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         subnets = [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{16 * i}.0/20", AvailabilityZone=z)["Subnet"][
+                "SubnetId"
+            ]
             for i, z in enumerate(self.zones)
         ]
         images = sorted(engine.ec2.amis)  # the backend, not DescribeImages: moto knows thousands of AMIs

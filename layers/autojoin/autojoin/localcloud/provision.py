@@ -419,7 +419,6 @@ class Provisioner:
                 retain_on_terminate_abandon=retention == "retain",
                 balanced_only=distribution == "balanced-only",
                 max_instance_lifetime=int(lifetime) if lifetime else None,
-                warm_pool=bool(p.get("WarmPool")),
             )
         )
         for spec in p.get("LifecycleHookSpecificationList", []) or []:
@@ -463,6 +462,21 @@ class Provisioner:
             )
         )
         return {"Ref": name}
+
+    def _warm_pool(self, lid: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """AWS::AutoScaling::WarmPool: moto stores it; the group's events get Origin/Destination."""
+        p = self.props(raw)
+        group = str(p["AutoScalingGroupName"])
+        args: dict[str, Any] = {"AutoScalingGroupName": group}
+        for key in ("MinSize", "MaxGroupPreparedCapacity"):
+            if key in p:
+                args[key] = int(p[key])
+        if "PoolState" in p:
+            args["PoolState"] = p["PoolState"]
+        self.client("autoscaling").put_warm_pool(**args)
+        if self.engine.manages(group):
+            self.engine.groups[group].warm_pool = True
+        return {"Ref": f"{group}-warm-pool"}
 
     def _function(self, lid: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         p = self.props(raw)
@@ -592,6 +606,7 @@ _CREATORS: dict[str, Callable[[Provisioner, str, Mapping[str, Any]], dict[str, A
     "AWS::EC2::SecurityGroup": Provisioner._security_group,
     "AWS::AutoScaling::AutoScalingGroup": Provisioner._group,
     "AWS::AutoScaling::LifecycleHook": Provisioner._hook,
+    "AWS::AutoScaling::WarmPool": Provisioner._warm_pool,
     "AWS::Lambda::Function": Provisioner._function,
     "AWS::Lambda::Alias": Provisioner._alias,
     "AWS::Lambda::Version": Provisioner._version,
