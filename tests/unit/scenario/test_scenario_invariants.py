@@ -183,3 +183,24 @@ def test_members_from_snapshot_use_ground_truth() -> None:
     assert by_id["i-1"].healthy and by_id["i-1"].leader
     assert not by_id["i-2"].healthy  # crashed: Swarm still shows it Ready for a while
     assert by_id["i-3"].az == "c" and by_id["i-3"].healthy
+
+
+def test_an_invocation_that_loses_quorum_is_autojoin_s_unless_the_world_struck_meanwhile() -> None:
+    from dataclasses import replace
+
+    from autojoin.scenario.invariants import invocation_violations
+
+    before = _state({"a": 1, "b": 1, "c": 1})
+    # autojoin demoted two managers: they are no longer healthy voters, their machines still run
+    demoted = tuple(
+        replace(m, healthy=False) if m.instance_id != "i-00000000000000001" else m for m in before.members
+    )
+    after = replace(before, has_leader=False, members=demoted)
+    [v] = invocation_violations("OnTerminateFunction", before, after, 4)
+    assert v.rule == "quorum-lost" and v.step == 4 and v.detail.startswith("OnTerminateFunction: ")
+    # the same loss while two machines crashed during the (waiting) invocation: the world's doing
+    crashed = tuple(
+        replace(m, healthy=False, up=False) if m.instance_id != "i-00000000000000001" else m
+        for m in before.members
+    )
+    assert invocation_violations("OnLaunchFunction", before, replace(after, members=crashed), 4) == []

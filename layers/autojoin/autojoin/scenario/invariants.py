@@ -11,9 +11,10 @@ Rules:
 - ``token-leak``: a join token (``SWMTKN-…``) in a recorded AWS call outside a secret field (the
   recorder's redaction mark in an SSM command, say), in a function's return value or in a log line — or
   the logger's scrubber mark in a log line (code handed the logger a token; the scrubber caught it).
-- ``quorum-lost``: the swarm had a leader before a step that is autojoin's doing (one of its functions
-  ran in it, and it is not a disruption) and none after it.
-- ``az-tolerance``: after such a step the managers survive fewer AZ losses than both before the step and
+- ``quorum-lost``: the swarm had a leader before one of autojoin's functions ran and none after it
+  (checked around every invocation), or before a step that is autojoin's doing (one of its functions ran
+  in it, and it is not a disruption) and none after it (what the group did on its answers included).
+- ``az-tolerance``: after such an invocation or step the managers survive fewer AZ losses than both before and
   the best layout of that many managers over the zones still up.
 """
 
@@ -173,6 +174,26 @@ def step_violations(
                 )
             )
     return out
+
+
+def invocation_violations(
+    fn: str, before: ClusterState, after: ClusterState, step: int | None
+) -> list[Violation]:
+    """Quorum and AZ tolerance across one invocation of an autojoin function: autojoin's doing, unless the
+    world struck while it ran (a handler that waits lets simulated time pass: a machine may go down)."""
+    up_before = {m.instance_id for m in before.members if m.up}
+    struck = any(not m.up and m.instance_id in up_before for m in after.members)
+    if struck or set(after.down_zones) - set(before.down_zones):
+        return []
+    found = step_violations(before, after, step or 0, disruptive=False, autojoin_acted=True)
+    return [
+        Violation(
+            v.rule,
+            f"{fn}: {v.detail.replace('before this step', 'before it ran').replace('after it', 'after')}",
+            step,
+        )
+        for v in found
+    ]
 
 
 def _layout(layout: Mapping[str, int]) -> str:

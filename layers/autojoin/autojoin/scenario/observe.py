@@ -27,6 +27,7 @@ class MemberView:
     leader: bool = False
     status: str = ""  # what `docker node ls` shows: ready / down
     manager_status: str | None = None
+    up: bool = True  # the machine runs (a crash or an AZ outage takes it down; autojoin never does)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +147,7 @@ def members_from_snapshot(
                 leader=iid == leader,
                 status=str(node.get("status", "")),
                 manager_status=node.get("manager_status"),
+                up=bool(node.get("machine_up", True)),
             )
         )
     return tuple(sorted(out, key=lambda m: (m.role, m.az or "", m.instance_id)))

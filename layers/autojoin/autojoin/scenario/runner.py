@@ -16,6 +16,7 @@ from typing import Any
 from autojoin.domain.model import Role
 from autojoin.scenario.invariants import (
     Violation,
+    invocation_violations,
     lifecycle_violations,
     step_violations,
     token_violations,
@@ -238,12 +239,21 @@ def simulate(
     steps = loaded.steps
     with World(scenario.cluster, seed=the_seed, template=template) as world:
         runner = _Runner(world)
+        current: list[int | None] = [None]
+        watched: list[Violation] = []
+
+        def on_invocation(fn: str, before: ClusterState, after: ClusterState) -> None:
+            watched.extend(invocation_violations(fn, before, after, current[0]))
+
+        world.watch_invocations(on_invocation)
         initial = world.observe()
         prev = initial
         results: list[StepResult] = []
         for k, ts in enumerate(steps):
             if progress:
                 progress(k, len(steps), ts.step.describe())
+            current[0] = ts.index
+            seen = len(watched)
             error: str | None = None
             broken = False
             before = len(world.cloud.invocations)
@@ -265,6 +275,14 @@ def simulate(
                     broken = True
             state = world.observe()
             acted = len(world.cloud.invocations) > before
+            mine = watched[seen:]
+            stepwise = [
+                v
+                for v in step_violations(
+                    prev, state, ts.index, disruptive=ts.step.action in DISRUPTIONS, autojoin_acted=acted
+                )
+                if v.rule not in {w.rule for w in mine}
+            ]
             result = StepResult(
                 index=ts.index,
                 at=ts.at,
@@ -273,9 +291,7 @@ def simulate(
                 note=ts.step.note,
                 state=state,
                 checks=check(ts.step.expect, state),
-                violations=step_violations(
-                    prev, state, ts.index, disruptive=ts.step.action in DISRUPTIONS, autojoin_acted=acted
-                ),
+                violations=[replace(v, detail=str(world.aliases.outward(v.detail))) for v in mine + stepwise],
                 autojoin_acted=acted,
                 invocations=len(world.cloud.invocations) - before,
                 error=error,

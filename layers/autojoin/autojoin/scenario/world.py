@@ -15,7 +15,7 @@ import io
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -398,6 +398,23 @@ class World:
             lifecycle=count_results(cloud.lifecycle_results[self.marks.lifecycle :]),
             down_zones=tuple(sorted(cloud.engine.zones_down)),
         )
+
+    def watch_invocations(self, hook: Callable[[str, ClusterState, ClusterState], None]) -> bool:
+        """Call ``hook(function, before, after)`` around every function invocation, so a check can tell
+        autojoin's own actions from the world's. The LocalCloud has no observer for this yet: this wraps
+        its one invocation path (``_call``) and returns False, checking nothing, if that is gone."""
+        call = getattr(self.cloud, "_call", None)
+        if call is None:
+            return False
+
+        def watched(fn: str, event: dict[str, Any]) -> Any:
+            before = self.observe()
+            out = call(fn, event)
+            hook(fn, before, self.observe())
+            return out
+
+        self.cloud._call = watched  # type: ignore[method-assign]
+        return True
 
     def new_calls(self) -> list[Any]:
         return self.cloud.calls[self.marks.calls :]
