@@ -385,3 +385,26 @@ def test_groups_with_a_warm_pool_add_origin_and_destination() -> None:
             "EC2",
         )
         assert results.details()[0]["Destination"] == "AutoScalingGroup"
+
+
+def test_attached_instances_join_without_hooks_and_leave_through_them() -> None:
+    with engine_cloud() as (cloud, stack):
+        wire_lifecycle(cloud)
+        terminations = Recorder()
+        cloud.register_handler("OnTerminateFunction", terminations)
+        ec2 = cloud.session.client("ec2")
+        subnet = stack.parameters["SubnetIds"][0]
+        image = stack.parameters["ImageId"]
+        iid = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0][
+            "InstanceId"
+        ]
+        asg = cloud.session.client("autoscaling")
+        asg.attach_instances(AutoScalingGroupName=stack.manager_group, InstanceIds=[iid])
+        cloud.run_until_idle(0)
+        assert state_of(cloud, iid) == "InService"  # hooks do not fire for attach
+        assert cloud.engine.group(stack.manager_group).desired_capacity == 1
+        asg.terminate_instance_in_auto_scaling_group(InstanceId=iid, ShouldDecrementDesiredCapacity=True)
+        assert state_of(cloud, iid) == "Terminating:Wait"
+        cloud.run_until_idle(0)
+        complete(cloud, terminations.details()[0])
+        assert ec2_state(cloud, iid) == "terminated"

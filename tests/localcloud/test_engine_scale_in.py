@@ -8,6 +8,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
 from tests.localcloud.fixtures.engine_kit import (
     Recorder,
     engine_cloud,
@@ -265,7 +267,7 @@ def test_instance_refresh_replaces_every_instance_through_the_policy() -> None:
         assert len(new) == 3 and not new & old
         assert [e["Cause"] for e in policy.events] == ["INSTANCE_REFRESH"] * 3
         assert all(sum(c["Capacity"] for c in e["CapacityToTerminate"]) == 1 for e in policy.events)
-        assert cloud.refresh_status(stack.manager_group) is None  # finished
+        assert cloud.refresh_status(stack.manager_group) == "Successful"
         assert sorted(cloud.layout(stack.manager_group).values()) == [1, 1, 1]
 
 
@@ -289,7 +291,7 @@ def test_instance_refresh_fails_after_an_hour_of_refusals() -> None:
         cloud.register_handler(POLICY, policy)
         cloud.start_instance_refresh(stack.manager_group)
         cloud.run_until_idle(3 * 3600)
-        assert cloud.refresh_status(stack.manager_group) is None
+        assert cloud.refresh_status(stack.manager_group) == "Failed"
         assert set(in_service(cloud, stack.manager_group)) == old
         assert {e["Cause"] for e in policy.events} == {"INSTANCE_REFRESH"}
         assert cloud.policy_calls[-1].at - cloud.policy_calls[0].at == timedelta(hours=1)
@@ -330,3 +332,63 @@ def test_rebalance_launches_first_then_asks_with_cause_rebalance() -> None:
         whats = [w for w, _ in order]
         assert whats.index("launched") < whats.index("terminated")
         assert len(states(cloud, stack.manager_group)) == 3
+
+
+def test_instance_refresh_through_the_auto_scaling_api() -> None:
+    with engine_cloud() as (cloud, stack):
+        old = set(_managers(cloud, stack, 3))
+        _auto(cloud)
+        asg = cloud.session.client("autoscaling")
+        assert (
+            asg.describe_instance_refreshes(AutoScalingGroupName=stack.manager_group)["InstanceRefreshes"]
+            == []
+        )
+        rid = asg.start_instance_refresh(
+            AutoScalingGroupName=stack.manager_group, Preferences={"MaxHealthyPercentage": 110}
+        )["InstanceRefreshId"]
+        with pytest.raises(ClientError) as err:
+            asg.start_instance_refresh(AutoScalingGroupName=stack.manager_group)
+        assert err.value.response["Error"]["Code"] == "InstanceRefreshInProgress"
+        (running,) = asg.describe_instance_refreshes(AutoScalingGroupName=stack.manager_group)[
+            "InstanceRefreshes"
+        ]
+        assert (running["InstanceRefreshId"], running["Status"], running["InstancesToUpdate"]) == (
+            rid,
+            "InProgress",
+            3,
+        )
+        assert running["Preferences"]["MaxHealthyPercentage"] == 110
+        cloud.run_until_idle(7200)
+        (done,) = asg.describe_instance_refreshes(
+            AutoScalingGroupName=stack.manager_group, InstanceRefreshIds=[rid]
+        )["InstanceRefreshes"]
+        assert (done["Status"], done["PercentageComplete"], done["InstancesToUpdate"]) == (
+            "Successful",
+            100,
+            0,
+        )
+        assert done["EndTime"] >= done["StartTime"]
+        assert not set(in_service(cloud, stack.manager_group)) & old
+        with pytest.raises(ClientError) as err:
+            asg.cancel_instance_refresh(AutoScalingGroupName=stack.manager_group)
+        assert err.value.response["Error"]["Code"] == "ActiveInstanceRefreshNotFound"
+        with pytest.raises(ClientError, match="not found"):
+            asg.start_instance_refresh(AutoScalingGroupName="nope")
+
+
+def test_a_cancelled_refresh_stops_replacing() -> None:
+    with engine_cloud() as (cloud, stack):
+        old = set(_managers(cloud, stack, 3))
+        cloud.register_handler(POLICY, Recorder(lambda e: {"InstanceIDs": []}))
+        asg = cloud.session.client("autoscaling")
+        rid = cloud.start_instance_refresh(stack.manager_group, launch_before_terminate=True)
+        cloud.run_until_idle(120)
+        assert len(in_service(cloud, stack.manager_group)) == 4  # the extra one, launched first
+        assert (
+            asg.cancel_instance_refresh(AutoScalingGroupName=stack.manager_group)["InstanceRefreshId"] == rid
+        )
+        assert cloud.refresh_status(stack.manager_group) == "Cancelled"
+        cloud.register_handler(POLICY, Recorder(first_suggestion))
+        cloud.run_until_idle(3600)
+        current = set(in_service(cloud, stack.manager_group))
+        assert len(current) == 3 and len(current & old) == 2  # the surge instance went by scale-in

@@ -34,6 +34,14 @@ _CAPACITY_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed", "InS
 _TERMINATING_STATES = frozenset({"Terminating", "Terminating:Wait", "Terminating:Proceed"})
 
 
+class RefreshInProgress(RuntimeError):
+    """AWS ``InstanceRefreshInProgress``."""
+
+
+class NoActiveRefresh(LookupError):
+    """AWS ``ActiveInstanceRefreshNotFound``."""
+
+
 class NoActiveLifecycleAction(LookupError):
     """What AWS answers as ``ValidationError: No active Lifecycle Action found with …``."""
 
@@ -100,8 +108,34 @@ class Replacement:
     launch_first: bool = False
     surge: int = 0  # instances launched above desired, awaiting their partner's termination
     refused_since: datetime | None = None
-    status: str = "InProgress"  # InProgress | Successful | Failed
+    status: str = "InProgress"  # InProgress | Successful | Failed | Cancelled
     waiting_for: str | None = None  # instance id launched first and not yet InService
+    refresh_id: str = ""
+    total: int = 0
+    ended: datetime | None = None
+    reason: str = ""
+
+    def describe(self, group: str) -> dict[str, Any]:
+        """An InstanceRefresh as DescribeInstanceRefreshes returns it."""
+        done = self.total - len(self.targets) if self.status == "InProgress" else self.total
+        out: dict[str, Any] = {
+            "InstanceRefreshId": self.refresh_id,
+            "AutoScalingGroupName": group,
+            "Status": self.status,
+            "StartTime": self.started,
+            "PercentageComplete": int(100 * done / self.total) if self.total else 100,
+            "InstancesToUpdate": len(self.targets) if self.status == "InProgress" else 0,
+            "Preferences": {
+                "MinHealthyPercentage": 90,
+                "MaxHealthyPercentage": 110 if self.launch_first else 100,
+            },
+            "Strategy": "Rolling",
+        }
+        if self.reason:
+            out["StatusReason"] = self.reason
+        if self.ended is not None:
+            out["EndTime"] = self.ended
+        return out
 
 
 PolicyInvoker = Callable[[str, dict[str, Any]], tuple[list[str] | None, float, bool]]
@@ -148,6 +182,7 @@ class AsgEngine:
         self.lifecycle_results: list[LifecycleRecord] = []
         self.policy_calls: list[PolicyCall] = []
         self.replacements: dict[str, Replacement] = {}
+        self.refresh_history: dict[str, list[Replacement]] = {}
         self.zones_down: set[str] = set()
         self._reconcile_at: dict[str, Scheduled] = {}
 
@@ -218,6 +253,22 @@ class AsgEngine:
                 if st.instance.id == instance_id:
                     return st
         return None
+
+    def track(self, st: Any) -> Tracked:
+        """The engine's record of a member; instances it did not launch (AttachInstances) get one now."""
+        iid = st.instance.id
+        if iid not in self.tracked:
+            self.tracked[iid] = Tracked(
+                iid, st.auto_scaling_group.name, st.availability_zone, self._now(), "attached"
+            )
+        return self.tracked[iid]
+
+    def member(self, instance_id: str) -> tuple[Any, Tracked] | None:
+        """The moto instance state and engine record of a member of a managed group."""
+        st = self._state(instance_id)
+        if st is None or not self.manages(st.auto_scaling_group.name):
+            return None
+        return st, self.track(st)
 
     def _notify(self, what: str, instance_id: str) -> None:
         for fn in list(self.listeners):
@@ -484,10 +535,10 @@ class AsgEngine:
 
     def begin_terminate(self, instance_id: str, cause: str, *, replace: bool = True) -> None:
         """Take an instance out of service: Terminating(:Wait) then gone (or Retained)."""
-        st = self._state(instance_id)
-        t = self.tracked.get(instance_id)
-        if st is None or t is None:
+        found = self.member(instance_id)
+        if found is None:
             return
+        st, t = found
         t.replace = replace
         t.cause = cause
         if st.lifecycle_state == "Retained":
@@ -560,10 +611,10 @@ class AsgEngine:
     def ec2_terminated(self, instance_ids: Iterable[str]) -> None:
         """EC2 TerminateInstances on group members: they leave at once and are replaced (no hooks run)."""
         for iid in instance_ids:
-            st = self._state(iid)
-            t = self.tracked.get(iid)
-            if st is None or t is None or t.final_state:
+            found = self.member(iid)
+            if found is None or found[1].final_state:
                 continue
+            st, t = found
             self._drop_actions(t)
             at = self._now().strftime("%Y-%m-%dT%H:%M:%SZ")
             t.cause = (
@@ -576,10 +627,10 @@ class AsgEngine:
 
     def crash(self, instance_id: str) -> None:
         """The instance dies: EC2 stops it, the ASG health check marks it Unhealthy and replaces it."""
-        st = self._state(instance_id)
-        t = self.tracked.get(instance_id)
-        if st is None or t is None or t.crashed:
+        found = self.member(instance_id)
+        if found is None or found[1].crashed:
             return
+        st, t = found
         t.crashed = True
         if st.instance.state == "running":
             st.instance.stop()
@@ -728,15 +779,43 @@ class AsgEngine:
     # --- instance refresh, max instance lifetime, AZ rebalance ------------------------------------
 
     def start_instance_refresh(self, group: str, *, launch_before_terminate: bool = False) -> str:
+        """StartInstanceRefresh: replace every instance, one at a time, asking the policy each time."""
+        current = self.replacements.get(group)
+        if current is not None and current.cause == "INSTANCE_REFRESH" and current.status == "InProgress":
+            raise RefreshInProgress(
+                "An Instance Refresh is already in progress and blocks the execution of this "
+                f"Instance Refresh (group {group})."
+            )
+        targets = {s.instance.id for s in self.capacity_members(group)}
         rep = Replacement(
             "INSTANCE_REFRESH",
             self._now(),
-            targets={s.instance.id for s in self.capacity_members(group)},
+            targets=targets,
             launch_first=launch_before_terminate,
+            refresh_id=self._uuid(),
+            total=len(targets),
         )
         self.replacements[group] = rep
+        self.refresh_history.setdefault(group, []).insert(0, rep)
         self._schedule_reconcile(group)
-        return self._uuid()
+        return rep.refresh_id
+
+    def cancel_instance_refresh(self, group: str) -> str:
+        rep = self.replacements.get(group)
+        if rep is None or rep.cause != "INSTANCE_REFRESH" or rep.status != "InProgress":
+            raise NoActiveRefresh(f"No in progress or pending Instance Refresh found for group {group}")
+        self._end(group, rep, "Cancelled", "Cancelled by a user request.")
+        if rep.surge:
+            rep.surge = 0
+            self._schedule_reconcile(group)
+        return rep.refresh_id
+
+    def _end(self, group: str, rep: Replacement, status: str, reason: str = "") -> None:
+        rep.status = status
+        rep.reason = reason
+        rep.ended = self._now()
+        if self.replacements.get(group) is rep:
+            del self.replacements[group]
 
     def _lifetime_expired(self, instance_id: str) -> None:
         t = self.tracked.get(instance_id)
@@ -781,8 +860,7 @@ class AsgEngine:
             rep.targets &= ids | ({rep.waiting_for} if rep.waiting_for else set())
             done = rep.surge == 0 and not rep.targets
         if done:
-            rep.status = "Successful"
-            self.replacements.pop(group, None)
+            self._end(group, rep, "Successful")
             return
         if rep.launch_first and rep.surge == 0:
             rep.surge = 1
@@ -799,9 +877,8 @@ class AsgEngine:
             eligible = zone_candidates
         else:
             eligible = [s for s in members if s.instance.id in rep.targets and not s.protected_from_scale_in]
-        if not eligible:
-            rep.status = "Successful" if rep.cause != "REBALANCE" else "Failed"
-            self.replacements.pop(group, None)
+        if not eligible:  # what is left is protected from scale-in
+            self._end(group, rep, "Successful" if rep.cause != "REBALANCE" else "Failed")
             return
         ordered = self._default_order(eligible)
         zone = ordered[0].availability_zone
@@ -811,8 +888,7 @@ class AsgEngine:
         if not chosen:
             rep.refused_since = rep.refused_since or self._now()
             if (self._now() - rep.refused_since).total_seconds() >= self.refusal_limit_seconds:
-                rep.status = "Failed"
-                self.replacements.pop(group, None)
+                self._end(group, rep, "Failed", "The termination policy refused every instance for an hour.")
                 if rep.surge:
                     self._schedule_reconcile(group)  # the surge instance goes by normal scale-in
                 return

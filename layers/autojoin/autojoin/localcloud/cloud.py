@@ -337,8 +337,9 @@ class LocalCloud:
         self.engine.rebalance(self._group(group).name)
 
     def refresh_status(self, group: str) -> str | None:
-        rep = self.engine.replacements.get(group)
-        return rep.status if rep else None
+        """The latest instance refresh's status (InProgress, Successful, Failed, Cancelled), None if never."""
+        history = self.engine.refresh_history.get(group)
+        return history[0].status if history else None
 
     def instances(self, group: str, *, include_gone: bool = False) -> list[InstanceInfo]:
         g = self._group(group)

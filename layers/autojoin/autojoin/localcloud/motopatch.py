@@ -17,12 +17,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from moto.autoscaling.exceptions import ValidationError
+from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
 from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
 from moto.autoscaling.responses import AutoScalingResponse
-from moto.core.responses import EmptyResult
+from moto.core.responses import ActionResult, EmptyResult
 
-from autojoin.localcloud.asg import AsgEngine, HookSpec, NoActiveLifecycleAction
+from autojoin.localcloud.asg import (
+    AsgEngine,
+    HookSpec,
+    NoActiveLifecycleAction,
+    NoActiveRefresh,
+    RefreshInProgress,
+)
 
 _LOCK = threading.Lock()
 _ENGINES: dict[tuple[str, str], AsgEngine] = {}
@@ -78,6 +84,52 @@ def record_lifecycle_action_heartbeat(self: Any) -> Any:
     return EmptyResult()
 
 
+class _InstanceRefreshInProgress(AutoscalingClientError):
+    code = "InstanceRefreshInProgress"
+
+
+class _ActiveInstanceRefreshNotFound(AutoscalingClientError):
+    code = "ActiveInstanceRefreshNotFound"
+
+
+def _managed_group(resp: Any) -> tuple[AsgEngine, str]:
+    group = resp._get_param("AutoScalingGroupName")
+    eng = engine_for(resp.current_account, resp.region)
+    if eng is None or not eng.manages(group):
+        raise ValidationError(f"AutoScalingGroup name not found - {group}")
+    return eng, group
+
+
+def start_instance_refresh(self: Any) -> Any:
+    """StartInstanceRefresh: MaxHealthyPercentage above 100 launches before it terminates."""
+    eng, group = _managed_group(self)
+    prefs = self._get_param("Preferences") or {}
+    launch_first = int(prefs.get("MaxHealthyPercentage", 100)) > 100
+    try:
+        refresh_id = eng.start_instance_refresh(group, launch_before_terminate=launch_first)
+    except RefreshInProgress as exc:
+        raise _InstanceRefreshInProgress(str(exc)) from None
+    return ActionResult({"InstanceRefreshId": refresh_id})
+
+
+def describe_instance_refreshes(self: Any) -> Any:
+    eng, group = _managed_group(self)
+    wanted = self._get_param("InstanceRefreshIds") or []
+    refreshes = [
+        r.describe(group) for r in eng.refresh_history.get(group, []) if not wanted or r.refresh_id in wanted
+    ]
+    return ActionResult({"InstanceRefreshes": refreshes})
+
+
+def cancel_instance_refresh(self: Any) -> Any:
+    eng, group = _managed_group(self)
+    try:
+        refresh_id = eng.cancel_instance_refresh(group)
+    except NoActiveRefresh as exc:
+        raise _ActiveInstanceRefreshNotFound(str(exc)) from None
+    return ActionResult({"InstanceRefreshId": refresh_id})
+
+
 def _put_lifecycle_hook(original: Callable[..., Any]) -> Callable[..., Any]:
     def put_lifecycle_hook(self: Any) -> Any:
         out = original(self)
@@ -115,7 +167,7 @@ def _set_desired_capacity(original: Callable[..., Any]) -> Callable[..., Any]:
 def _terminate_instance(original: Callable[..., Any]) -> Callable[..., Any]:
     def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
         eng = engine_for(self.account_id, self.region_name)
-        if eng is not None and instance_id in eng.tracked and eng.manages(eng.tracked[instance_id].group):
+        if eng is not None and eng.member(instance_id) is not None:
             return eng.api_terminate(instance_id, should_decrement)
         return original(self, instance_id, should_decrement)
 
@@ -128,7 +180,7 @@ def _notify_terminate_instances(original: Callable[..., Any]) -> Callable[..., A
         if eng is None:
             original(self, instance_ids)
             return
-        mine = [i for i in instance_ids if i in eng.tracked and eng.manages(eng.tracked[i].group)]
+        mine = [i for i in instance_ids if eng.member(i) is not None]
         eng.ec2_terminated(mine)
         rest = [i for i in instance_ids if i not in mine]
         if rest:
@@ -153,6 +205,9 @@ def install(engine: AsgEngine) -> None:
         if not _ENGINES:
             _swap(AutoScalingResponse, "complete_lifecycle_action", complete_lifecycle_action)
             _swap(AutoScalingResponse, "record_lifecycle_action_heartbeat", record_lifecycle_action_heartbeat)
+            _swap(AutoScalingResponse, "start_instance_refresh", start_instance_refresh)
+            _swap(AutoScalingResponse, "describe_instance_refreshes", describe_instance_refreshes)
+            _swap(AutoScalingResponse, "cancel_instance_refresh", cancel_instance_refresh)
             _swap(
                 AutoScalingResponse,
                 "put_lifecycle_hook",
