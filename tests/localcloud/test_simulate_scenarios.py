@@ -36,6 +36,8 @@ def test_the_brief_s_scenarios_are_shipped() -> None:
         "manager-scale-in",
         "worker-burst-200",
         "bootstrap-from-nothing",
+        "duplicate-and-late-events",
+        "token-rotation-then-joins",
     }
 
 
@@ -89,3 +91,20 @@ def test_bootstrap_from_nothing_forms_one_swarm() -> None:
 def test_seed_option_is_taken() -> None:
     doc = simulate_json(REPO / "scenarios/seed-3-2-loses-quorum.yaml", "--seed", "7")
     assert doc["seed"] == 7 and doc["passed"]
+
+
+def test_duplicate_and_late_events_complete_nothing_twice() -> None:
+    doc = simulate_json(REPO / "scenarios/duplicate-and-late-events.yaml")
+    late, gone = doc["steps"]
+    assert late["invocations"] == 2  # both copies reached OnLaunchFunction
+    assert gone["invocations"] == 1
+    assert doc["final"]["lifecycle"] == {"CONTINUE": 0, "ABANDON": 0}
+    assert doc["violations"] == []
+
+
+def test_joins_after_token_rotation_use_the_new_tokens() -> None:
+    doc = simulate_json(REPO / "scenarios/token-rotation-then-joins.yaml")
+    rotations = [s for s in doc["steps"] if s["action"] == "rotate_tokens"]
+    assert [s["invocations"] for s in rotations] == [4, 4]  # create, set, test, finish
+    assert doc["final"]["lifecycle"] == {"CONTINUE": 3, "ABANDON": 0}
+    assert doc["final"]["workers"] == 4 and doc["final"]["managers"] == 4
