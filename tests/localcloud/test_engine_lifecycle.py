@@ -19,6 +19,7 @@ from tests.localcloud.fixtures.engine_kit import (
     wire_lifecycle,
 )
 
+from autojoin.localcloud import LocalCloudError
 from autojoin.localcloud.asg import HookSpec
 
 
@@ -408,3 +409,42 @@ def test_attached_instances_join_without_hooks_and_leave_through_them() -> None:
         cloud.run_until_idle(0)
         complete(cloud, terminations.details()[0])
         assert ec2_state(cloud, iid) == "terminated"
+
+
+def test_seeding_places_instances_and_opens_actions_without_events() -> None:
+    with engine_cloud() as (cloud, stack):
+        launches = Recorder()
+        cloud.register_handler("OnLaunchFunction", launches)
+        placed = [cloud.place_instance(stack.manager_group, z) for z in cloud.zones]
+        assert {cloud.engine.tracked[i].az for i in placed} == set(cloud.zones)
+        assert [state_of(cloud, i) for i in placed] == ["InService"] * 3
+        waiting = cloud.place_instance(stack.manager_group, "us-east-1a", "Pending")
+        token = cloud.open_action(waiting, "Pending:Wait", token="11111111-2222-4333-8444-555555555555")
+        assert token == "11111111-2222-4333-8444-555555555555"
+        assert state_of(cloud, waiting) == "Pending:Wait"
+        cloud.run_until_idle(0)
+        assert launches.events == [] and cloud.events == []  # nothing emitted
+        complete(
+            cloud,
+            {
+                "AutoScalingGroupName": stack.manager_group,
+                "LifecycleHookName": "autojoin-launch",
+                "LifecycleActionToken": token,
+            },
+        )
+        assert state_of(cloud, waiting) == "InService"
+        leaving = cloud.open_action(placed[0], "Terminating:Wait", hook_name="autojoin-terminate")
+        assert leaving is not None and state_of(cloud, placed[0]) == "Terminating:Wait"
+        cloud.advance(300)  # its hook's timeout, DefaultResult ABANDON, retention policy: Retained
+        assert state_of(cloud, placed[0]) == "Retained"
+        asg = cloud.session.client("autoscaling")
+        asg.delete_lifecycle_hook(
+            AutoScalingGroupName=stack.manager_group, LifecycleHookName="autojoin-launch"
+        )
+        assert cloud.open_action(placed[1], "Pending:Wait") is None
+        with pytest.raises(LocalCloudError, match="Pending:Wait or Terminating:Wait"):
+            cloud.open_action(placed[1], "InService")
+        with pytest.raises(LocalCloudError, match="not a member"):
+            cloud.open_action("i-0123456789abcdef0", "Pending:Wait")
+        with pytest.raises(ValueError, match="not one of the zones"):
+            cloud.engine.place(stack.manager_group, "us-east-1f")

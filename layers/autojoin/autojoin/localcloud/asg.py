@@ -345,23 +345,9 @@ class AsgEngine:
         best = sorted(z for z, c in counts.items() if c == low)
         return best[0] if len(best) == 1 else self.rng.choice(best)
 
-    def _launch(self, group: str, cause: str, *, zone: str | None = None) -> str | None:
-
+    def _run_instance(self, group: str, az: str, state: str, cause: str) -> tuple[Any, Tracked]:
+        """EC2 RunInstances in ``az`` (its subnet, the launch template, propagated tags) and membership."""
         g = self.group(group)
-        cfg = self.groups[group]
-        az = zone or self.pick_zone(group, exclude_down=not cfg.balanced_only)
-        if az in self.zones_down:
-            self._emit_activity(
-                g,
-                "EC2 Instance Launch Unsuccessful",
-                "",
-                az,
-                cause,
-                status="Failed",
-                message=f"The requested Availability Zone {az} is impaired. Launching EC2 instance failed.",
-            )
-            self._schedule_reconcile(group, self.launch_retry_seconds)
-            return None
         tags = dict(g.get_propagated_tags())
         tags[ASG_NAME_TAG] = g.name
         tags.update(g.instance_tags)
@@ -384,13 +370,73 @@ class AsgEngine:
         inst.autoscaling_group = g
         st = InstanceState(
             inst,
-            lifecycle_state="Pending",
+            lifecycle_state=state,
             protected_from_scale_in=g.new_instances_protected_from_scale_in,
             autoscaling_group=g,
         )
         g.instance_states.append(st)
         t = Tracked(inst.id, group, az, self._now(), cause)
         self.tracked[inst.id] = t
+        return st, t
+
+    def place(self, group: str, az: str, lifecycle_state: str = "InService") -> str:
+        """An instance of ``group`` in ``az`` and ``lifecycle_state`` as if it had been there all along: no
+        hook runs and no event is emitted (seeding a scenario from a described state)."""
+        if az not in self.zones(group):
+            raise ValueError(f"{az} is not one of the zones of {group}")
+        st, t = self._run_instance(group, az, lifecycle_state, "seeded")
+        cfg = self.groups.get(group)
+        if lifecycle_state == "InService" and cfg and cfg.max_instance_lifetime:
+            t.lifetime_timer = self.clock.call_at(
+                t.launched_at + timedelta(seconds=cfg.max_instance_lifetime),
+                lambda: self._lifetime_expired(t.instance_id),
+            )
+        return str(st.instance.id)
+
+    def open_action(
+        self,
+        instance_id: str,
+        lifecycle_state: str,
+        *,
+        token: str | None = None,
+        hook_name: str | None = None,
+    ) -> str | None:
+        """Put a member in Pending:Wait or Terminating:Wait with an open action (the given token or a new
+        one) and its timers armed, without emitting its event. None when the group has no such hook."""
+        found = self.member(instance_id)
+        if found is None:
+            raise ValueError(f"{instance_id} is not a member of a managed group")
+        st, t = found
+        transition = LAUNCHING if lifecycle_state == "Pending:Wait" else TERMINATING
+        hooks = self.hooks_for(t.group, transition)
+        if not hooks:
+            return None
+        hook = next((h for h in hooks if h.name == hook_name), hooks[0])
+        self._set_state(st, lifecycle_state)
+        action = Action(token or self._uuid(), instance_id, hook, self._now())
+        t.actions[hook.name] = action
+        self._arm(action)
+        return action.token
+
+    def _launch(self, group: str, cause: str, *, zone: str | None = None) -> str | None:
+
+        g = self.group(group)
+        cfg = self.groups[group]
+        az = zone or self.pick_zone(group, exclude_down=not cfg.balanced_only)
+        if az in self.zones_down:
+            self._emit_activity(
+                g,
+                "EC2 Instance Launch Unsuccessful",
+                "",
+                az,
+                cause,
+                status="Failed",
+                message=f"The requested Availability Zone {az} is impaired. Launching EC2 instance failed.",
+            )
+            self._schedule_reconcile(group, self.launch_retry_seconds)
+            return None
+        st, t = self._run_instance(group, az, "Pending", cause)
+        inst = st.instance
         self._notify("launched", inst.id)
         hooks = self.hooks_for(group, LAUNCHING)
         if hooks:
@@ -425,11 +471,14 @@ class AsgEngine:
     def _start_action(self, t: Tracked, hook: HookSpec) -> None:
         action = Action(self._uuid(), t.instance_id, hook, self._now())
         t.actions[hook.name] = action
+        self._arm(action)
+        self.emit(self._lifecycle_event(t, action))
+
+    def _arm(self, action: Action) -> None:
         self._arm_heartbeat(action)
         action.global_timer = self.clock.call_later(
-            hook.global_timeout, lambda: self._timeout(action, "global-timeout")
+            action.hook.global_timeout, lambda: self._timeout(action, "global-timeout")
         )
-        self.emit(self._lifecycle_event(t, action))
 
     def _arm_heartbeat(self, action: Action) -> None:
         if action.heartbeat_timer is not None:

@@ -341,6 +341,32 @@ class LocalCloud:
         history = self.engine.refresh_history.get(group)
         return history[0].status if history else None
 
+    def place_instance(self, group: str, az: str, lifecycle_state: str = "InService") -> str:
+        """Seed an instance of ``group`` in ``az`` and ``lifecycle_state``: no hook runs, no event is
+        emitted, desired capacity is left alone (a described state that already happened)."""
+        self._zone(az)
+        return self.engine.place(self._group(group).name, az, lifecycle_state)
+
+    def open_action(
+        self,
+        instance_id: str,
+        lifecycle_state: str,
+        *,
+        token: str | None = None,
+        hook_name: str | None = None,
+    ) -> str | None:
+        """Put a member in Pending:Wait / Terminating:Wait with an open lifecycle action (``token`` or a new
+        one), timers armed, without emitting its event. Returns the token; None if the group has no such
+        hook."""
+        if lifecycle_state not in {"Pending:Wait", "Terminating:Wait"}:
+            raise LocalCloudError(
+                f"open_action needs Pending:Wait or Terminating:Wait, not {lifecycle_state}"
+            )
+        try:
+            return self.engine.open_action(instance_id, lifecycle_state, token=token, hook_name=hook_name)
+        except ValueError as exc:
+            raise LocalCloudError(str(exc)) from None
+
     def instances(self, group: str, *, include_gone: bool = False) -> list[InstanceInfo]:
         g = self._group(group)
         out = []
