@@ -248,6 +248,13 @@ class World:
 
     def place(self, group: str, az: str, lifecycle_state: str) -> str:
         """An instance of ``group`` in ``az`` and ``lifecycle_state``: no hook runs, no event is emitted."""
+        if hasattr(self.cloud, "place_instance"):
+            real = str(self.cloud.place_instance(group, az, lifecycle_state))
+            self._order[real] = len(self._order)
+            return real
+        return self._place_on_engine(group, az, lifecycle_state)
+
+    def _place_on_engine(self, group: str, az: str, lifecycle_state: str) -> str:
         from moto.autoscaling.models import ASG_NAME_TAG, InstanceState
 
         from autojoin.localcloud.asg import Tracked
@@ -293,6 +300,9 @@ class World:
     ) -> str | None:
         """Put the instance in Pending:Wait / Terminating:Wait with an open action (token given or new),
         timers armed, without emitting its event. None when its group has no hook for that transition."""
+        if hasattr(self.cloud, "open_action"):
+            opened = self.cloud.open_action(instance_id, lifecycle_state, token=token, hook_name=hook_name)
+            return None if opened is None else str(opened)
         from autojoin.localcloud import LAUNCHING, TERMINATING
         from autojoin.localcloud.asg import Action
 
