@@ -192,3 +192,39 @@ def test_missing_template_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and "no such template" in result.stderr
+
+
+def test_no_cluster_yet_the_first_manager_bootstraps_and_a_worker_waits(tmp_path: Path) -> None:
+    state = tmp_path / "empty.yaml"
+    state.write_text("exists: false\nmanagers: 0\nworkers: 0\n")
+    first = invoke(str(EVENTS / "autoscaling_launch_manager.json"), "--state", str(state), "--json")
+    assert first.exit_code == 0, first.stderr
+    doc = json.loads(first.stdout)
+    assert doc["decision"]["outcome"] == "bootstrapped"
+    assert [(r["instance_id"], r["result"]) for r in doc["lifecycle"]] == [
+        ("i-00000000000000104", "CONTINUE")
+    ]
+    assert doc["cluster"]["has_leader"] and doc["cluster"]["leader"] == "i-00000000000000104"
+    # init stored both tokens from the node side, redacted in the record
+    puts = [c for c in doc["calls"] if c["operation"] == "PutSecretValue"]
+    assert len(puts) == 2 and all(p["params"]["SecretString"] == "***" for p in puts)
+
+    worker = invoke(str(EVENTS / "autoscaling_launch_worker.json"), "--state", str(state), "--json")
+    assert worker.exit_code == 0, worker.stderr
+    doc = json.loads(worker.stdout)
+    assert doc["decision"]["outcome"] == "pending"  # held in its hook until a manager exists
+    assert doc["lifecycle"] == []
+    assert any(c["operation"] == "RecordLifecycleActionHeartbeat" for c in doc["calls"])
+
+
+def test_a_rotation_step_without_a_cluster_is_reported_as_the_function_s_error(tmp_path: Path) -> None:
+    state = tmp_path / "empty.yaml"
+    state.write_text("exists: false\nmanagers: 0\nworkers: 0\n")
+    result = invoke(
+        str(EVENTS / "secretsmanager_rotation_create_secret.json"), "--state", str(state), "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["decision"] == {
+        "error": "Unreachable",
+        "function": "RotateTokensFunction",
+    }
