@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from tests.localcloud.fixtures.engine_kit import TEMPLATE, Recorder, engine_cloud
 
+from autojoin.errors import BadInput
 from autojoin.localcloud import LocalCloud, LocalCloudError, TemplateError
 from autojoin.localcloud.motopatch import engine_for
 from autojoin.localcloud.template import NO_VALUE, Resolver, load_template
@@ -306,6 +307,10 @@ def test_plain_cloudformation_templates_load_without_the_sam_transform(tmp_path:
         assert cloud.engine.group(group).termination_policies == ["OldestInstance"]
         with pytest.raises(LocalCloudError, match="no local code"):
             cloud.invoke("Fn", {})
+        cloud.register_handler("Fn", lambda event, context, deps: None)
+        with pytest.raises(BadInput, match="AUTOJOIN_CLUSTER"):  # no settings in its env: an init error
+            cloud.invoke("Fn", {})
+        assert cloud.invocations[-1].error_type == "BadInput"
         ticks = Recorder()
         cloud.register_handler("Fn", ticks)
         assert cloud.enable_schedules() == 1  # rate() only: cron is not simulated

@@ -1,6 +1,6 @@
 """LocalCloud: moto plus the Auto Scaling lifecycle engine, event routing from template.yaml, simulated
-time. The API is the contract in docs/localcloud-api.md (additions are listed in that file's section
-"Additions")."""
+time. The API is the contract in docs/localcloud-api.md; what this module adds to it, the semantics it
+implements and its known gaps against AWS are in README.md next to this file."""
 
 from __future__ import annotations
 
@@ -599,19 +599,17 @@ class LocalCloud:
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
-        sim0, wall0 = self.clock.now(), time.perf_counter()
+        wants_deps = fn not in self._handlers or "deps" in inspect.signature(handler).parameters
         result: Any = None
         error: BaseException | None = None
         with self._environment(env), self._as(fn):
             try:
-                if fn in self._handlers:
-                    custom = self._handlers[fn]
-                    if "deps" in inspect.signature(custom).parameters:
-                        result = custom(event, ctx, deps=self.deps_for(fn))
-                    else:
-                        result = custom(event, ctx)
-                else:
-                    result = handler(event, ctx, deps=self.deps_for(fn))
+                deps = self.deps_for(fn) if wants_deps else None  # a warm container: built before the clock
+            except Exception as exc:  # bad settings: the function fails at init, like Lambda's Init error
+                return None, exc, 0.0
+            sim0, wall0 = self.clock.now(), time.perf_counter()
+            try:
+                result = handler(event, ctx, deps=deps) if wants_deps else handler(event, ctx)
             except Exception as exc:  # the runtime reports any handler error; retries decide what next
                 error = exc
         elapsed = (self.clock.now() - sim0).total_seconds()
