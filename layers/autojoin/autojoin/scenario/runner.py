@@ -244,6 +244,10 @@ def simulate(
 
         def on_invocation(fn: str, before: ClusterState, after: ClusterState) -> None:
             watched.extend(invocation_violations(fn, before, after, current[0]))
+            if progress and current[0] is not None:
+                step = steps[current[0] - 1]
+                runs = len(world.cloud.invocations)
+                progress(current[0] - 1, len(steps), f"{step.step.describe()} ({runs} function runs)")
 
         world.watch_invocations(on_invocation)
         initial = world.observe()
