@@ -40,7 +40,8 @@ def test_scale_in_calls_the_policy_with_the_real_input_shape() -> None:
         ids = _managers(cloud, stack, 3)
         policy = Recorder(first_suggestion)
         cloud.register_handler(POLICY, policy)
-        cloud.set_desired(stack.manager_group, 2)
+        asg = cloud.session.client("autoscaling")
+        asg.set_desired_capacity(AutoScalingGroupName=stack.manager_group, DesiredCapacity=2)  # the API path
         cloud.run_until_idle(600)
         assert len(policy.events) == 1
         event = policy.events[0]
@@ -159,7 +160,9 @@ def test_refusal_stops_being_asked_once_desired_is_back() -> None:
         cloud.advance(150)
         asked = len(policy.events)
         assert asked == 3
-        cloud.set_desired(stack.manager_group, 3)
+        cloud.session.client("autoscaling").update_auto_scaling_group(
+            AutoScalingGroupName=stack.manager_group, MinSize=3, DesiredCapacity=3
+        )
         cloud.run_until_idle(3600)
         assert len(policy.events) == asked
         assert len(in_service(cloud, stack.manager_group)) == 3
