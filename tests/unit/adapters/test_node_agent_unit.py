@@ -395,8 +395,14 @@ def test_rotate_stores_the_new_token_as_pending_and_a_retry_is_a_no_op(
         "already": True,
     }
     assert run(["check-token", "--role", "worker", "--version-id", version], aws)[1] == {"matches": True}
-    fake.on("swarm", "join-token", "-q", proc(0, TOKEN_M + "\n"))
+    fake.on("swarm", "join-token", "-q", proc(0, TOKEN_M + "\n"))  # rotated again since, by someone else
     assert run(["check-token", "--role", "worker", "--version-id", version], aws)[1] == {"matches": False}
+    assert run(["rotate", "--role", "worker", "--version-id", version], aws)[1] == {
+        "rotated": False,
+        "already": True,
+    }
+    assert agent.pending_token(sm, "wrk", version) == TOKEN_W2
+    assert [c for c in fake.calls if "--rotate" in c] == [("swarm", "join-token", "--rotate", "-q", "worker")]
     other = "44444444-4444-4444-4444-444444444444"
     assert run(["check-token", "--role", "manager", "--version-id", other], aws)[1] == {"matches": False}
 
