@@ -279,8 +279,9 @@ class Context:
 
 
 def cmd_join(ctx: Context, role: str, advertise: str | None) -> dict[str, Any]:
+    table = ctx.need("AUTOJOIN_HANDOFF_TABLE")
     principal = ctx.env.get("AUTOJOIN_PRINCIPAL") or caller_principal(ctx.session)
-    ticket = take_ticket(ctx.session.client("dynamodb"), ctx.need("AUTOJOIN_HANDOFF_TABLE"), principal)
+    ticket = take_ticket(ctx.session.client("dynamodb"), table, principal)
     if ticket is None:
         raise AgentError("no_ticket", "no unexpired hand-off ticket for this node")
     if ticket["role"] != role:
