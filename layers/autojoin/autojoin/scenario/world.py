@@ -2,10 +2,7 @@
 simulate share.
 
 Seeding places instances directly (no lifecycle event, no handler): what a STATE file describes already
-happened. The pieces the LocalCloud API does not offer yet — placing an instance in a given AZ and state
-without running its hooks, and opening a lifecycle action with a given token without emitting its event —
-live in ``_place`` and ``open_action`` below and use the engine's structures (``cloud.engine``); they are
-the two calls to move into the LocalCloud API (see docs/scenarios.md, "Seeding").
+happened (``LocalCloud.place_instance`` / ``open_action``).
 """
 
 from __future__ import annotations
@@ -248,47 +245,9 @@ class World:
 
     def place(self, group: str, az: str, lifecycle_state: str) -> str:
         """An instance of ``group`` in ``az`` and ``lifecycle_state``: no hook runs, no event is emitted."""
-        if hasattr(self.cloud, "place_instance"):
-            real = str(self.cloud.place_instance(group, az, lifecycle_state))
-            self._order[real] = len(self._order)
-            return real
-        return self._place_on_engine(group, az, lifecycle_state)
-
-    def _place_on_engine(self, group: str, az: str, lifecycle_state: str) -> str:
-        from moto.autoscaling.models import ASG_NAME_TAG, InstanceState
-
-        from autojoin.localcloud.asg import Tracked
-
-        engine = self.cloud.engine
-        g = engine.group(group)
-        tags = dict(g.get_propagated_tags())
-        tags[ASG_NAME_TAG] = g.name
-        tags.update(g.instance_tags)
-        lt = {"LaunchTemplateId": g.ec2_launch_template.id} if g.ec2_launch_template is not None else None
-        reservation = engine.ec2.run_instances(
-            g.image_id,
-            1,
-            g.user_data,
-            [],
-            instance_type=g.instance_type,
-            tags={"instance": tags},
-            placement=az,
-            launch_template=lt,
-            is_instance_type_default=False,
-            subnet_id=engine._subnet_for(g, az),
-        )
-        inst = reservation.instances[0]
-        inst.autoscaling_group = g
-        state = InstanceState(
-            inst,
-            lifecycle_state=lifecycle_state,
-            protected_from_scale_in=g.new_instances_protected_from_scale_in,
-            autoscaling_group=g,
-        )
-        g.instance_states.append(state)
-        engine.tracked[inst.id] = Tracked(inst.id, group, az, engine.clock.now(), "seeded from the state")
-        self._order[inst.id] = len(self._order)
-        return str(inst.id)
+        real = str(self.cloud.place_instance(group, az, lifecycle_state))
+        self._order[real] = len(self._order)
+        return real
 
     def open_action(
         self,
@@ -300,30 +259,8 @@ class World:
     ) -> str | None:
         """Put the instance in Pending:Wait / Terminating:Wait with an open action (token given or new),
         timers armed, without emitting its event. None when its group has no hook for that transition."""
-        if hasattr(self.cloud, "open_action"):
-            opened = self.cloud.open_action(instance_id, lifecycle_state, token=token, hook_name=hook_name)
-            return None if opened is None else str(opened)
-        from autojoin.localcloud import LAUNCHING, TERMINATING
-        from autojoin.localcloud.asg import Action
-
-        engine = self.cloud.engine
-        t = engine.tracked[instance_id]
-        transition = LAUNCHING if lifecycle_state == "Pending:Wait" else TERMINATING
-        hooks = engine.hooks_for(t.group, transition)
-        if not hooks:
-            return None
-        hook = next((h for h in hooks if h.name == hook_name), hooks[0])
-        state = engine._state(instance_id)
-        if state is not None:
-            state.lifecycle_state = lifecycle_state
-        action = Action(token or engine._uuid(), instance_id, hook, engine.clock.now())
-        t.actions[hook.name] = action
-        engine._arm_heartbeat(action)
-        action.global_timer = engine.clock.call_later(
-            hook.global_timeout,
-            lambda: engine._timeout(action, "global-timeout"),
-        )
-        return action.token
+        opened = self.cloud.open_action(instance_id, lifecycle_state, token=token, hook_name=hook_name)
+        return None if opened is None else str(opened)
 
     def _form_swarm(self, members: list[tuple[Role, InstanceSpec, str]]) -> None:
         """What the first manager's init and the others' joins left behind: tokens stored, state saved."""
