@@ -79,43 +79,35 @@ class _Replay:
         token, hook = detail.get("LifecycleActionToken"), detail.get("LifecycleHookName")
         if group not in self.world.groups.values() or not isinstance(iid, str):
             return event
-        engine = self.cloud.engine
         declared = self.world.aliases.declared(iid)
         launch = self.given.detail_type == LAUNCH_ACTION
-        if iid not in engine.tracked:
+        states = {i.instance_id: i.lifecycle_state for i in self.cloud.instances(group, include_gone=True)}
+        if iid not in states:
             if not launch:
                 self.setup.append(f"{declared} is not in the state: nothing to terminate")
                 return event
-            az = engine.pick_zone(group)
+            az = self.cloud.engine.pick_zone(group)  # where Auto Scaling would have put it
             real = self.world.place(group, az, "InService")
             self.world.aliases.add(iid, real)
-            g = engine.group(group)
+            g = self.cloud.engine.group(group)
             g.desired_capacity = (g.desired_capacity or 0) + 1
             g.max_size = max(g.max_size or 0, g.desired_capacity)
             iid = real
+            states[iid] = "InService"
             event = self.world.rewrite_event(event)
             self.setup.append(f"launched {declared} into {self.world.aliases.declared(group)} in {az}")
-        t = engine.tracked[iid]
         state = "Pending:Wait" if launch else "Terminating:Wait"
-        current = engine._state(iid)
-        lifecycle_state = getattr(current, "lifecycle_state", None)
-        if launch and lifecycle_state not in {"InService", "Pending:Wait"}:
+        if states[iid] not in {"InService", state}:
+            self.setup.append(f"{declared} is {states[iid]}: no action opened")
             return event
-        if not launch and lifecycle_state not in {"InService", "Terminating:Wait"}:
-            return event
-        if launch and lifecycle_state == "InService" and declared in self._seeded_ids():
+        if launch and states[iid] == "InService" and declared in self._seeded_ids():
             self.setup.append(f"{declared} is already InService: the event arrives late (no open action)")
             return event
-        for action in t.actions.values():
-            action.token = token  # an open action in the state: the event is its notification
-        if not t.actions:
-            opened = self.world.open_action(iid, state, token=token, hook_name=hook)
-            if opened is None:
-                kind = "launch" if launch else "terminate"
-                self.setup.append(
-                    f"{self.world.aliases.declared(group)} has no {kind} hook: no action opened"
-                )
-                return event
+        # a new action with the event's token (one the state left open is replaced: the event is its notice)
+        if self.world.open_action(iid, state, token=token, hook_name=hook) is None:
+            kind = "launch" if launch else "terminate"
+            self.setup.append(f"{self.world.aliases.declared(group)} has no {kind} hook: no action opened")
+            return event
         self.setup.append(f"{declared} in {state} with the event's lifecycle action token")
         return event
 
