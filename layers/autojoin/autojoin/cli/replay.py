@@ -31,8 +31,12 @@ def replay_command(
         str, typer.Option("--template", metavar="PATH", help="The SAM template to wire from.")
     ] = "template.yaml",
 ) -> None:
-    """Replay one event (lifecycle action, termination policy input, rotation step, ...) on the local cloud:
-    print the decision, the AWS calls it made (secrets redacted) and the resulting cluster."""
+    """Replay one input on the local cloud: the decision, the AWS calls it made, the resulting cluster.
+
+    EVENT.json is a lifecycle action, a launch/terminate result, the scheduled reconcile event, a
+    termination policy input, a Secrets Manager rotation step or a hook's TEST_NOTIFICATION (see events/).
+    Secrets are redacted; an input autojoin does not handle is an "ignored: ..." decision (exit 0).
+    """
     from autojoin.errors import AutojoinError
     from autojoin.localcloud import LocalCloudError, TemplateError
     from autojoin.scenario import render

@@ -34,9 +34,12 @@ def simulate_command(
         str, typer.Option("--template", metavar="PATH", help="The SAM template to wire from.")
     ] = "template.yaml",
 ) -> None:
-    """Run a scenario (initial cluster, then scale, terminate, crash, AZ outage, refresh, rotation, late or
-    duplicate events...) on the local cloud: the manager layout and its tolerance after each step, and a
-    verdict on the scenario's expectations and the architecture's invariants."""
+    """Run a scenario on the local cloud: the layout and tolerance after each step, and a verdict.
+
+    A scenario is an initial cluster and a timeline (scale, terminate, crash, AZ outage and recovery,
+    instance refresh, token rotation, duplicate or late events) with expectations (see scenarios/).
+    Exit 1 if an expectation failed or autojoin's own actions broke an invariant, 2 for a bad scenario.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
