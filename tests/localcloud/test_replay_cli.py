@@ -228,3 +228,16 @@ def test_a_rotation_step_without_a_cluster_is_reported_as_the_function_s_error(t
         "error": "Unreachable",
         "function": "RotateTokensFunction",
     }
+
+
+def test_an_event_naming_another_hook_is_mapped_to_the_template_s_hook(tmp_path: Path) -> None:
+    event = json.loads((EVENTS / "autoscaling_launch_worker.json").read_text())
+    event["detail"]["LifecycleHookName"] = "my-launch-hook"
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps(event))
+    result = invoke(str(path), "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert "hook my-launch-hook is autojoin-launch in the template" in doc["setup"]
+    assert doc["decision"]["outcome"] == "joined"
+    assert [r["result"] for r in doc["lifecycle"]] == ["CONTINUE"]

@@ -103,6 +103,14 @@ class _Replay:
         if launch and states[iid] == "InService" and declared in self._seeded_ids():
             self.setup.append(f"{declared} is already InService: the event arrives late (no open action)")
             return event
+        from autojoin.localcloud import LAUNCHING, TERMINATING
+
+        hooks = [h.name for h in self.cloud.engine.hooks_for(group, LAUNCHING if launch else TERMINATING)]
+        if hooks and hook not in hooks:  # the sample names another hook than the template: use the template's
+            self.world.aliases.add(str(hook), hooks[0])
+            event = self.world.rewrite_event(event)
+            self.setup.append(f"hook {hook} is {hooks[0]} in the template")
+            hook = hooks[0]
         # a new action with the event's token (one the state left open is replaced: the event is its notice)
         if self.world.open_action(iid, state, token=token, hook_name=hook) is None:
             kind = "launch" if launch else "terminate"
