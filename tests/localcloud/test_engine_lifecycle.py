@@ -73,6 +73,7 @@ def test_launch_waits_in_pending_wait_until_continue_then_in_service() -> None:
             "CONTINUE",
             "api",
         )
+        assert record.caller is None  # the test itself, outside any function
 
 
 def test_complete_by_instance_id() -> None:

@@ -85,6 +85,7 @@ def test_the_join_path_end_to_end_on_template_yaml() -> None:
         assert all(i.outcome == "ok" for i in cloud.invocations)
         assert {r.result for r in cloud.lifecycle_results} == {"CONTINUE"}
         assert {r.by for r in cloud.lifecycle_results} == {"api"}
+        assert {r.caller for r in cloud.lifecycle_results} == {"OnLaunchFunction"}
         ops = {(c.service, c.operation) for c in cloud.calls}
         assert ("autoscaling", "CompleteLifecycleAction") in ops
         # the nodes took their own tickets with their own principal

@@ -161,6 +161,7 @@ class AsgEngine:
         launch_retry_seconds: float = 300.0,
         terminated_visible_seconds: float = 60.0,
         listeners: list[Callable[[str, str], None]] | None = None,
+        caller: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.asb = autoscaling_backend
         self.ec2 = ec2_backend
@@ -176,6 +177,7 @@ class AsgEngine:
         self.launch_retry_seconds = launch_retry_seconds
         self.terminated_visible_seconds = terminated_visible_seconds
         self.listeners = listeners if listeners is not None else []
+        self.caller = caller
         self.groups: dict[str, GroupConfig] = {}
         self.hooks: dict[tuple[str, str], HookSpec] = {}
         self.tracked: dict[str, Tracked] = {}
@@ -536,6 +538,7 @@ class AsgEngine:
                 by=by,
                 at=self._now(),
                 token=action.token,
+                caller=self.caller() if by == "api" else None,
             )
         )
         st = self._state(t.instance_id)

@@ -168,6 +168,7 @@ class LocalCloud:
             account=self.account,
             region=self.region,
             listeners=[self._on_instance],
+            caller=lambda: self._running[-1] if self._running else None,
             **self._engine_opts,
         )
         motopatch.install(self._engine)

@@ -71,6 +71,7 @@ class LifecycleRecord:
     by: str  # "api" | "heartbeat-timeout" | "global-timeout"
     at: datetime
     token: str = ""
+    caller: str | None = None  # for "api": the function (or node:<id>) that called, None from outside
 
 
 @dataclass(frozen=True)
