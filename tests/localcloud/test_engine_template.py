@@ -340,3 +340,26 @@ def test_unresolvable_templates_fail_clearly(tmp_path: Path, resources: str, mes
     path.write_text("Resources:\n" + resources)
     with LocalCloud(template=path) as cloud, pytest.raises(TemplateError, match=message):
         cloud.provision()
+
+
+def _join_path_run(seed: int) -> tuple[list[Any], list[Any], list[Any]]:
+    with LocalCloud(template=TEMPLATE, seed=seed) as cloud:
+        stack = cloud.provision(cluster="demo")
+        cloud.set_desired(stack.worker_group, 2)  # workers first: they wait for the first manager
+        cloud.run_until_idle(600)
+        cloud.set_desired(stack.manager_group, 3)
+        cloud.run_until_idle(3600)
+        events = [
+            (e["time"], e["id"], e["detail-type"], e["detail"].get("EC2InstanceId")) for e in cloud.events
+        ]
+        calls = [(c.at, c.service, c.operation, c.function) for c in cloud.calls]
+        nodes = sorted((n["node_id"], n["instance_id"], n["role"]) for n in cloud.swarm.snapshot())
+        return events, calls, nodes
+
+
+def test_the_same_seed_replays_the_join_path_identically() -> None:
+    first, again = _join_path_run(11), _join_path_run(11)
+    assert first == again
+    events, calls, nodes = first
+    assert len(nodes) == 5 and len(events) >= 10 and calls
+    assert _join_path_run(12)[2] != nodes
