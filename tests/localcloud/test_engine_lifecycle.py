@@ -250,6 +250,8 @@ def test_terminate_hook_waits_in_terminating_wait_then_continue_terminates() -> 
             InstanceId=iid, ShouldDecrementDesiredCapacity=True
         )
         assert state_of(cloud, iid) == "Terminating:Wait"
+        cloud.terminate_instance(iid, decrement=True)  # again, while it waits: nothing changes
+        assert cloud.engine.group(stack.manager_group).desired_capacity == 0
         cloud.run_until_idle(0)
         assert terminations.types() == ["EC2 Instance-terminate Lifecycle Action"]
         detail = terminations.details()[0]

@@ -638,7 +638,6 @@ class AsgEngine:
 
     def api_terminate(self, instance_id: str, decrement: bool) -> Any:
         """TerminateInstanceInAutoScalingGroup (ignores scale-in protection, as AWS does)."""
-
         st = self._state(instance_id)
         if st is None:
             raise ValidationError(
@@ -646,6 +645,9 @@ class AsgEngine:
             )
         g = st.auto_scaling_group
         original = g.desired_capacity
+        leaving = st.lifecycle_state in _TERMINATING_STATES or st.lifecycle_state == "Terminated"
+        if leaving:  # already on its way out: nothing changes, desired capacity included
+            return Activity(f"Terminating EC2 instance: {instance_id}", "", g, status_code="InProgress")
         if decrement and st.lifecycle_state != "Retained":
             if (g.desired_capacity or 0) - 1 < (g.min_size or 0):
                 raise ValidationError(
