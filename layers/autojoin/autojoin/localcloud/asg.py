@@ -94,7 +94,6 @@ class Tracked:
     actions: dict[str, Action] = field(default_factory=dict)
     final_state: str | None = None  # Terminated once gone
     lifetime_timer: Scheduled | None = None
-    replace: bool = True  # whether the group should launch a replacement when this one leaves
     crashed: bool = False
 
 
@@ -109,7 +108,6 @@ class Replacement:
     surge: int = 0  # instances launched above desired, awaiting their partner's termination
     refused_since: datetime | None = None
     status: str = "InProgress"  # InProgress | Successful | Failed | Cancelled
-    waiting_for: str | None = None  # instance id launched first and not yet InService
     refresh_id: str = ""
     total: int = 0
     ended: datetime | None = None
@@ -585,13 +583,13 @@ class AsgEngine:
 
     # --- termination -------------------------------------------------------------------------------
 
-    def begin_terminate(self, instance_id: str, cause: str, *, replace: bool = True) -> None:
-        """Take an instance out of service: Terminating(:Wait) then gone (or Retained)."""
+    def begin_terminate(self, instance_id: str, cause: str) -> None:
+        """Take an instance out of service: Terminating(:Wait) then gone (or Retained). Whether it is
+        replaced follows from desired capacity: a terminating instance no longer counts toward it."""
         found = self.member(instance_id)
         if found is None:
             return
         st, t = found
-        t.replace = replace
         t.cause = cause
         if st.lifecycle_state == "Retained":
             self._drop_actions(t)
@@ -659,7 +657,7 @@ class AsgEngine:
         at = self._now().strftime("%Y-%m-%dT%H:%M:%SZ")
         cause = f"At {at} instance {instance_id} was taken out of service in response to a user request"
         cause += f", shrinking the capacity from {original} to {g.desired_capacity}." if decrement else "."
-        self.begin_terminate(instance_id, cause, replace=not decrement)
+        self.begin_terminate(instance_id, cause)
         return Activity(f"Terminating EC2 instance: {instance_id}", cause, g, status_code="InProgress")
 
     def ec2_terminated(self, instance_ids: Iterable[str]) -> None:
@@ -825,7 +823,6 @@ class AsgEngine:
                 f"At {at} an instance was taken out of service in response to a difference between desired "
                 f"and actual capacity, shrinking the capacity from {len(self.capacity_members(group))} to "
                 f"{g.desired_capacity}.",
-                replace=False,
             )
         if len(chosen) < sum(capacity.values()):
             self._schedule_reconcile(group, self.policy_retry_seconds)
@@ -911,7 +908,7 @@ class AsgEngine:
         if rep.cause == "REBALANCE":
             done = rep.surge == 0 and self.imbalance(group) <= 1
         else:
-            rep.targets &= ids | ({rep.waiting_for} if rep.waiting_for else set())
+            rep.targets &= ids
             done = rep.surge == 0 and not rep.targets
         if done:
             self._end(group, rep, "Successful")
