@@ -130,6 +130,30 @@ def test_a_rule_without_an_invoke_permission_delivers_nothing() -> None:
         assert unwired.events == []
         (delivery,) = cloud.deliveries
         assert delivery.rules == ("UnwiredRule",) and delivery.functions == ()
+        assert [(d["rule"], d["error"]) for d in cloud.dropped] == [("UnwiredRule", "NO_PERMISSIONS")]
+
+
+def test_an_uninvokable_target_sends_the_event_to_its_dead_letter_queue() -> None:
+    with engine_cloud() as (cloud, stack):
+        cloud.register_handler("UnwiredFunction", Recorder())
+        event = {"source": "test.unwired-dlq", "detail-type": "x", "detail": {"n": 1}, "id": "2"}
+        cloud.deliver(event)
+        cloud.run_until_idle(0)
+        (failure,) = cloud.failures
+        assert (failure["rule"], failure["error"]) == ("UnwiredWithDlqRule", "NO_PERMISSIONS")
+        sqs = cloud.session.client("sqs")
+        (message,) = sqs.receive_message(QueueUrl=stack.physical["DeadLetterQueue"]["Ref"])["Messages"]
+        assert json.loads(message["Body"]) == event
+
+
+def test_a_queue_target_receives_the_event() -> None:
+    with engine_cloud() as (cloud, stack):
+        event = {"source": "test.queue", "detail-type": "x", "detail": {}, "id": "3"}
+        cloud.deliver(event)
+        cloud.run_until_idle(0)
+        sqs = cloud.session.client("sqs")
+        (message,) = sqs.receive_message(QueueUrl=stack.physical["FailureQueue"]["Ref"])["Messages"]
+        assert json.loads(message["Body"]) == event
 
 
 def test_duplicate_and_late_delivery() -> None:

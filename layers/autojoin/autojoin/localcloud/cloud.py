@@ -37,7 +37,7 @@ from autojoin.domain.model import InstanceInfo, Role
 from autojoin.localcloud import motopatch
 from autojoin.localcloud.asg import AsgEngine
 from autojoin.localcloud.patterns import matches
-from autojoin.localcloud.provision import Provisioner, RuleSpec, Stack
+from autojoin.localcloud.provision import Provisioner, RuleSpec, Stack, TargetSpec
 from autojoin.localcloud.records import AwsCall, Invocation, LifecycleRecord, PolicyCall, redact
 from autojoin.localcloud.template import LoadedTemplate, TemplateError, load_template
 from autojoin.node.agent import pending_token, store_token, take_ticket
@@ -447,7 +447,14 @@ class LocalCloud:
             rules.append(rule.logical_id)
             for target in rule.targets:
                 fn = target.function
-                if fn is None or not self.stack.permitted(fn, "events.amazonaws.com", rule.arn):
+                if fn is None:
+                    if target.arn.startswith("arn:aws:sqs:"):  # a queue target gets the event itself
+                        self._send(target.arn, event)
+                    continue
+                if not self.stack.permitted(fn, "events.amazonaws.com", rule.arn):
+                    # EventBridge cannot invoke it (no resource-based permission): not retried; the
+                    # target's dead-letter queue gets the event when it has one
+                    self._target_failed(rule, target, event, "NO_PERMISSIONS")
                     continue
                 functions.append(fn)
                 self._invoke_async(fn, event, 1, self.clock.now())
@@ -460,6 +467,19 @@ class LocalCloud:
                 tuple(functions),
             )
         )
+
+    def _target_failed(self, rule: RuleSpec, target: TargetSpec, event: dict[str, Any], code: str) -> None:
+        entry = {"rule": rule.logical_id, "target": target.id, "error": code, "event": redact(event)}
+        if target.dead_letter_arn is None:
+            self.dropped.append(entry)
+            return
+        self._send(target.dead_letter_arn, redact(event))
+        self.failures.append({**entry, "destination": target.dead_letter_arn})
+
+    def _send(self, queue_arn: str, body: Any) -> None:
+        sqs = self._admin.client("sqs")
+        url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
 
     def enable_schedules(self) -> int:
         """Fire the template's ``rate(...)`` schedule rules on the SimClock. Returns how many were armed."""
@@ -678,9 +698,7 @@ class LocalCloud:
             return
         body = record if spec.on_failure else redact(event)
         if destination.startswith("arn:aws:sqs:"):
-            sqs = self._admin.client("sqs")
-            url = sqs.get_queue_url(QueueName=destination.rsplit(":", 1)[-1])["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+            self._send(destination, body)
         self.failures.append({"function": fn, "destination": destination, "record": record})
 
     # --- AWS call recording ------------------------------------------------------------------------
