@@ -192,8 +192,13 @@ def test_groups_the_engine_does_not_manage_keep_motos_behaviour() -> None:
         first = plain["Instances"][0]["InstanceId"]
         asg.terminate_instance_in_auto_scaling_group(InstanceId=first, ShouldDecrementDesiredCapacity=True)
         cloud.session.client("ec2").terminate_instances(InstanceIds=[plain["Instances"][1]["InstanceId"]])
+        cloud.register_handler("OnLaunchFunction", Recorder())
+        cloud.set_desired(stack.worker_group, 1)
+        cloud.run_until_idle(0)  # one worker waits in Pending:Wait
         asg.delete_auto_scaling_group(AutoScalingGroupName=stack.worker_group, ForceDelete=True)
         assert not cloud.engine.manages(stack.worker_group)
+        assert cloud.run_until_idle(7200) <= 60  # its hook timers went with it
+        assert cloud.lifecycle_results == []
 
 
 # --- template loading and intrinsics ------------------------------------------------------------

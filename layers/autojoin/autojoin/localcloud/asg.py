@@ -195,7 +195,11 @@ class AsgEngine:
         return group in self.groups
 
     def forget(self, group: str) -> None:
+        """DeleteAutoScalingGroup: open actions die with the group (no timeout fires later)."""
         self.groups.pop(group, None)
+        for t in self.tracked.values():
+            if t.group == group:
+                self._drop_actions(t)
         for key in [k for k in self.hooks if k[0] == group]:
             del self.hooks[key]
 
