@@ -394,3 +394,18 @@ def test_custom_commands_and_no_token_in_any_argv() -> None:
     orch.join("i-m1", Role.MANAGER)
     assert [c[1][0] for c in runner.calls] == ["/usr/bin/docker", "/opt/autojoin/agent"]
     assert not any("SWMTKN" in arg for _iid, argv in runner.calls for arg in argv)
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        CAPTURED["inspect_compact"]["stdout"][:500],  # cut off (an output limit)
+        '{"ID": "x", "Spec": {"Role": "boss"}}\n',  # a role the port does not know
+        '{"Spec": {}}\n',  # no ID
+        "",
+    ],
+)
+def test_unparsable_inspect_output_is_a_command_failure(stdout: str) -> None:
+    runner = ScriptedRunner().on("i-m1", ["docker", "node", "inspect"], CommandResult(0, stdout, ""))
+    with pytest.raises(CommandFailed):
+        make(runner).member("x")

@@ -261,13 +261,7 @@ class SwarmOrchestrator(Orchestrator):
         for attempt in range(3):  # a node removed between `ls` and `inspect`: read again
             ids = self._docker_on_manager("node", "ls", "-q").stdout.split()
             try:
-                return [
-                    member
-                    for chunk in _chunks(ids, INSPECT_CHUNK)
-                    for member in parse_members(
-                        self._docker_on_manager("node", "inspect", "--format", INSPECT_FORMAT, *chunk).stdout
-                    )
-                ]
+                return [member for chunk in _chunks(ids, INSPECT_CHUNK) for member in self._inspect(chunk)]
             except NodeNotFound:
                 if attempt == 2:
                     raise
@@ -275,8 +269,17 @@ class SwarmOrchestrator(Orchestrator):
 
     def member(self, node_id: str) -> Member:
         """One member by node id (or hostname); NodeNotFound when the swarm has no such node."""
-        out = self._docker_on_manager("node", "inspect", "--format", INSPECT_FORMAT, node_id).stdout
-        return parse_members(out)[0]
+        found = self._inspect([node_id])
+        if not found:
+            raise CommandFailed("docker node inspect (no output)")
+        return found[0]
+
+    def _inspect(self, node_ids: Sequence[str]) -> list[Member]:
+        out = self._docker_on_manager("node", "inspect", "--format", INSPECT_FORMAT, *node_ids).stdout
+        try:
+            return parse_members(out)
+        except (ValueError, KeyError, TypeError) as exc:  # cut-off or unexpected output
+            raise CommandFailed("docker node inspect (unparsable output)") from exc
 
     def node_info(self, instance_id: str) -> dict[str, Any]:
         """The agent's view of one node: {"node_id", "state", "is_manager"}."""
