@@ -61,6 +61,7 @@ def test_launch_manager_joins_the_new_manager_and_continues_once() -> None:
     )
     assert completions(doc) == [("i-00000000000000104", "CONTINUE", "api")]
     assert doc["lifecycle"][0]["token"] == "a1b2c3d4-0001-4e5f-8a9b-00000000000a"  # the event's own token
+    assert doc["lifecycle"][0]["caller"] == "OnLaunchFunction"
     cluster = doc["cluster"]
     assert cluster["has_leader"] and cluster["managers"] == 4 and cluster["workers"] == 2
     assert sum(cluster["layout"].values()) == 4

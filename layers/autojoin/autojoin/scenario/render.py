@@ -106,7 +106,8 @@ def lifecycle_table(records: Sequence[Mapping[str, Any]]) -> Table:
         table.add_column(col)
     for r in records:
         style = "green" if r["result"] == "CONTINUE" else "red"
-        table.add_row(r["instance_id"], r["group"], r["hook"], Text(r["result"], style=style), r["by"])
+        by = f"{r['by']} ({r['caller']})" if r.get("caller") else r["by"]
+        table.add_row(r["instance_id"], r["group"], r["hook"], Text(r["result"], style=style), by)
     return table
 
 

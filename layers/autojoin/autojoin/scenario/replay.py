@@ -263,6 +263,7 @@ def replay(given: Input, spec: ClusterSpec, *, seed: int = 0, template: Path | N
                 "transition": r.transition,
                 "result": r.result,
                 "by": r.by,
+                "caller": getattr(r, "caller", None),
                 "token": r.token,
             }
             for r in world.new_lifecycle()
