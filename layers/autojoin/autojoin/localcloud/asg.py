@@ -157,6 +157,7 @@ class AsgEngine:
         refusal_limit_seconds: float = 3600.0,
         health_check_delay: float = 30.0,
         launch_retry_seconds: float = 300.0,
+        replace_after_abandon_seconds: float = 30.0,
         terminated_visible_seconds: float = 60.0,
         listeners: list[Callable[[str, str], None]] | None = None,
         caller: Callable[[], str | None] = lambda: None,
@@ -173,6 +174,10 @@ class AsgEngine:
         self.refusal_limit_seconds = refusal_limit_seconds
         self.health_check_delay = health_check_delay
         self.launch_retry_seconds = launch_retry_seconds
+        # An abandoned launch is replaced by a new scaling activity, not in the same instant: a real
+        # replacement boots for tens of seconds before its hook fires. Without a delay a launch that is
+        # always abandoned would spin in zero simulated time.
+        self.replace_after_abandon_seconds = replace_after_abandon_seconds
         self.terminated_visible_seconds = terminated_visible_seconds
         self.listeners = listeners if listeners is not None else []
         self.caller = caller
@@ -583,7 +588,7 @@ class AsgEngine:
             message="Instance failed to complete user's Lifecycle Action: Lifecycle Action was abandoned: "
             "Lifecycle Action Completed with ABANDON Result",
         )
-        self._schedule_reconcile(t.group)
+        self._schedule_reconcile(t.group, self.replace_after_abandon_seconds)
 
     # --- termination -------------------------------------------------------------------------------
 
