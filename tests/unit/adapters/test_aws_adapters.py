@@ -27,7 +27,11 @@ FAKE_TOKEN = "SWMTKN-1-" + "a" * 50 + "-" + "b" * 25
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(k, v)
     with mock_aws():
         yield boto3.Session(region_name=REGION)
@@ -38,7 +42,10 @@ def _tables(session: boto3.Session) -> None:
     db.create_table(
         TableName="state",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     db.create_table(
@@ -90,7 +97,9 @@ def test_state_store_snapshot_and_pending_round_trip(aws: boto3.Session) -> None
     _tables(aws)
     store = DynamoStateStore(aws.client("dynamodb"), "state", lambda: NOW)
     assert store.snapshot("demo") is None
-    view = ClusterView(cluster="demo", nodes=(Node(instance_id="i-1", role=Role.MANAGER, az="a"),), zones=("a", "b"))
+    view = ClusterView(
+        cluster="demo", nodes=(Node(instance_id="i-1", role=Role.MANAGER, az="a"),), zones=("a", "b")
+    )
     store.save_snapshot(view)
     assert store.snapshot("demo") == view
     action = LifecycleAction(kind=LifecycleKind.LAUNCHING, group="g", instance_id="i-9", hook="h", token="t")
@@ -110,7 +119,9 @@ def test_handoff_row_is_keyed_by_the_instance_principal_and_withdrawn(aws: boto3
     item = db.get_item(TableName="handoff", Key={"principal": {"S": principal("AROAWRK", "i-1")}})["Item"]
     assert item["role"]["S"] == "worker" and item["managers"]["L"] == [{"S": "10.0.0.1:2377"}]
     assert int(item["expires_at"]["N"]) == int(NOW.timestamp()) + 900
-    assert "Item" not in db.get_item(TableName="handoff", Key={"principal": {"S": principal("AROAMGR", "i-1")}})
+    assert "Item" not in db.get_item(
+        TableName="handoff", Key={"principal": {"S": principal("AROAMGR", "i-1")}}
+    )
     handoff.withdraw("i-1")
     assert db.scan(TableName="handoff")["Count"] == 0
     handoff.withdraw("i-2")  # never offered: deletes nothing, fails nothing
@@ -129,7 +140,9 @@ def test_vault_reads_each_token_once_per_max_age_and_refresh_prefers_pending(aws
     assert len(reads) == 1
     assert vault.has_token(Role.WORKER)
     new = "SWMTKN-1-" + "a" * 50 + "-" + "c" * 25
-    sm.put_secret_value(SecretId=arn, SecretString=new, ClientRequestToken="v" * 32, VersionStages=["AWSPENDING"])
+    sm.put_secret_value(
+        SecretId=arn, SecretString=new, ClientRequestToken="v" * 32, VersionStages=["AWSPENDING"]
+    )
     assert vault.pending(Role.WORKER, "v" * 32) == SecretStr(new)
     assert vault.token(Role.WORKER, refresh=True).get_secret_value() == new
     assert vault.stages(Role.WORKER, "v" * 32) == ("AWSPENDING",)
@@ -148,7 +161,9 @@ def test_vault_missing_secret_or_value(aws: boto3.Session) -> None:
         vault.token(Role.MANAGER)
     with pytest.raises(SecretMissing):
         vault.token(Role.WORKER)  # no secret configured for the role
-    gone = SecretsManagerTokenVault(sm, {Role.MANAGER: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope"})
+    gone = SecretsManagerTokenVault(
+        sm, {Role.MANAGER: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope"}
+    )
     assert not gone.has_token(Role.MANAGER)
 
 
@@ -161,9 +176,20 @@ def _asg(session: boto3.Session, name: str, tags: dict[str, str]) -> None:
     session.client("autoscaling").create_auto_scaling_group(
         AutoScalingGroupName=name,
         LaunchTemplate={"LaunchTemplateName": f"lt-{name}"},
-        MinSize=0, MaxSize=5, DesiredCapacity=1,
+        MinSize=0,
+        MaxSize=5,
+        DesiredCapacity=1,
         AvailabilityZones=["us-east-1a", "us-east-1b"],
-        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": False, "ResourceId": name, "ResourceType": "auto-scaling-group"} for k, v in tags.items()],
+        Tags=[
+            {
+                "Key": k,
+                "Value": v,
+                "PropagateAtLaunch": False,
+                "ResourceId": name,
+                "ResourceType": "auto-scaling-group",
+            }
+            for k, v in tags.items()
+        ],
     )
 
 
@@ -172,7 +198,11 @@ def test_fleet_reads_groups_roles_and_instances(aws: boto3.Session) -> None:
     _asg(aws, "plain", {"team": "x"})
     fleet = AsgFleet(aws.client("autoscaling"), aws.client("ec2"))
     g = fleet.group("mgr")
-    assert g is not None and (g.cluster, g.role, g.zones) == ("demo", Role.MANAGER, ("us-east-1a", "us-east-1b"))
+    assert g is not None and (g.cluster, g.role, g.zones) == (
+        "demo",
+        Role.MANAGER,
+        ("us-east-1a", "us-east-1b"),
+    )
     plain = fleet.group("plain")
     assert plain is not None and (plain.cluster, plain.role) == (None, None)
     assert fleet.group("missing") is None
@@ -198,7 +228,9 @@ def _stubbed() -> tuple[AsgFleet, Stubber]:
     client = boto3.client("autoscaling", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(client)
     stub.activate()
-    return AsgFleet(client, boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")), stub
+    return AsgFleet(
+        client, boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    ), stub
 
 
 def _expected(**extra: Any) -> dict[str, Any]:
@@ -207,10 +239,14 @@ def _expected(**extra: Any) -> dict[str, Any]:
 
 def test_complete_treats_no_active_action_as_already_done() -> None:
     fleet, stub = _stubbed()
-    stub.add_response("complete_lifecycle_action", {}, _expected(LifecycleActionResult="CONTINUE", LifecycleActionToken=TOK))
+    stub.add_response(
+        "complete_lifecycle_action", {}, _expected(LifecycleActionResult="CONTINUE", LifecycleActionToken=TOK)
+    )
     stub.add_client_error(
-        "complete_lifecycle_action", "ValidationError",
-        "No active Lifecycle Action found with instance ID i-1", http_status_code=400,
+        "complete_lifecycle_action",
+        "ValidationError",
+        "No active Lifecycle Action found with instance ID i-1",
+        http_status_code=400,
     )
     assert fleet.complete(ACTION, LifecycleResult.CONTINUE) is CompletionOutcome.COMPLETED
     assert fleet.complete(ACTION, LifecycleResult.CONTINUE) is CompletionOutcome.ALREADY_DONE
@@ -218,7 +254,9 @@ def test_complete_treats_no_active_action_as_already_done() -> None:
 
 def test_complete_by_instance_id_without_token_and_contention_is_transient() -> None:
     fleet, stub = _stubbed()
-    stub.add_response("complete_lifecycle_action", {}, _expected(LifecycleActionResult="ABANDON", InstanceId="i-1"))
+    stub.add_response(
+        "complete_lifecycle_action", {}, _expected(LifecycleActionResult="ABANDON", InstanceId="i-1")
+    )
     stub.add_client_error("complete_lifecycle_action", "ResourceContention", "busy", http_status_code=500)
     no_token = ACTION.model_copy(update={"token": ""})
     assert fleet.complete(no_token, LifecycleResult.ABANDON) is CompletionOutcome.COMPLETED
@@ -230,9 +268,14 @@ def test_heartbeat_gone_and_other_errors() -> None:
     fleet, stub = _stubbed()
     stub.add_response("record_lifecycle_action_heartbeat", {}, _expected(LifecycleActionToken=TOK))
     stub.add_client_error(
-        "record_lifecycle_action_heartbeat", "ValidationError", "No active Lifecycle Action found", http_status_code=400
+        "record_lifecycle_action_heartbeat",
+        "ValidationError",
+        "No active Lifecycle Action found",
+        http_status_code=400,
     )
-    stub.add_client_error("record_lifecycle_action_heartbeat", "Throttling", "slow down", http_status_code=400)
+    stub.add_client_error(
+        "record_lifecycle_action_heartbeat", "Throttling", "slow down", http_status_code=400
+    )
     assert fleet.heartbeat(ACTION) is True
     assert fleet.heartbeat(ACTION) is False
     with pytest.raises(TransientAwsError):
@@ -242,7 +285,9 @@ def test_heartbeat_gone_and_other_errors() -> None:
 def test_group_lookup_errors_translate() -> None:
     fleet, stub = _stubbed()
     stub.add_client_error("describe_auto_scaling_groups", "ServiceUnavailable", "down", http_status_code=503)
-    stub.add_client_error("describe_auto_scaling_groups", "ResourceNotFoundException", "x", http_status_code=400)
+    stub.add_client_error(
+        "describe_auto_scaling_groups", "ResourceNotFoundException", "x", http_status_code=400
+    )
     with pytest.raises(TransientAwsError):
         fleet.group("g")
     with pytest.raises(NotFound):
