@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from autojoin.cli.main import app
@@ -182,3 +184,49 @@ def test_selectors_leader_and_instance_id_and_the_group_s_own_repair(tmp_path: P
     assert "i-00000000000000201" not in {
         m["instance_id"] for m in replaced["state"]["members"] if m["healthy"]
     }
+
+
+def test_the_checker_catches_a_handler_that_leaks_a_token_and_completes_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deliberately bad OnLaunchFunction stands in for the real one: the invariants must catch it."""
+    from autojoin.scenario import runner as runner_module
+    from autojoin.scenario.model import load_scenario
+
+    leaked = "SWMTKN-1-" + "a" * 50 + "-" + "b" * 25
+
+    class BadWorld(runner_module.World):
+        def __enter__(self) -> Any:
+            world = super().__enter__()
+            client = world.cloud.session.client("autoscaling")
+
+            def bad(event: dict[str, Any], context: Any) -> dict[str, Any]:
+                d = event["detail"]
+                for _ in range(2):  # the second one fails: "No active Lifecycle Action found"
+                    with contextlib.suppress(ClientError):
+                        client.complete_lifecycle_action(
+                            AutoScalingGroupName=d["AutoScalingGroupName"],
+                            LifecycleHookName=d["LifecycleHookName"],
+                            LifecycleActionToken=d["LifecycleActionToken"],
+                            LifecycleActionResult="CONTINUE",
+                        )
+                print(f"joined with {leaked}")  # a log line with a token
+                return {"outcome": "joined", "debug": leaked}
+
+            world.cloud.register_handler("OnLaunchFunction", bad)
+            return world
+
+    monkeypatch.setattr(runner_module, "World", BadWorld)
+    path = write(
+        tmp_path,
+        "cluster: {managers: 3, workers: 0}\nsettle: 60\n"
+        "steps:\n  - {at: 0, action: scale, group: worker, desired: 1}\n",
+    )
+    result = runner_module.simulate(load_scenario(path), template=Path(TEMPLATE))
+    assert not result.passed
+    found = sorted({(v.rule, v.detail.split(" (")[0]) for v in result.all_violations})
+    assert ("token-leak", "a join token in log line 1") in found
+    assert ("token-leak", "a join token in the return value of OnLaunchFunction") in found
+    assert all(leaked not in v.detail for v in result.all_violations)
+    # completing twice is refused by Auto Scaling ("No active Lifecycle Action"): recorded once, no breach
+    assert result.final.lifecycle == {"CONTINUE": 1, "ABANDON": 0}
