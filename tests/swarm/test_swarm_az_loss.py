@@ -11,7 +11,7 @@ import pytest
 from autojoin.domain.model import Role
 from autojoin.errors import NoLeader
 
-from .conftest import Cluster, eventually, raises_eventually
+from .swarm_support import Cluster, eventually, raises_eventually
 
 pytestmark = pytest.mark.swarm
 

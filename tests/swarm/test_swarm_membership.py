@@ -27,7 +27,7 @@ from autojoin.errors import (
 )
 from autojoin.ports import Member
 
-from .conftest import TABLE, Cluster, eventually, raises_eventually
+from .swarm_support import TABLE, Cluster, eventually, raises_eventually
 
 pytestmark = pytest.mark.swarm
 
