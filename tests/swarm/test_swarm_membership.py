@@ -23,7 +23,7 @@ from autojoin.errors import (
     NodeNotFound,
     NoLeader,
     NotAManager,
-    NotFound,
+    NoTicket,
 )
 from autojoin.ports import Member
 
@@ -63,10 +63,10 @@ def test_bootstrap_from_nothing_and_joins_with_role_tokens(alpha: Cluster) -> No
 
 def test_join_errors_no_ticket_expired_ticket_already_in_swarm(alpha: Cluster) -> None:
     worker = alpha.nodes[3]
-    with pytest.raises(NotFound):
+    with pytest.raises(NoTicket):
         alpha.orch.join(worker.instance_id, Role.WORKER)  # no ticket at all
     alpha.offer(worker, Role.WORKER, ttl=-60)
-    with pytest.raises(NotFound):
+    with pytest.raises(NoTicket):
         alpha.orch.join(worker.instance_id, Role.WORKER)  # expired, not yet deleted by TTL
     alpha.offer(worker, Role.WORKER)
     with pytest.raises(AlreadyInSwarm):

@@ -70,6 +70,10 @@ class JoinDeferred(AutojoinError):
     purpose so that Lambda's asynchronous retries try again (the reconciler finishes what they don't)."""
 
 
+class NoTicket(OrchestratorError):
+    """The node found no join ticket of its own (never offered, expired, or already taken)."""
+
+
 class NotAManager(OrchestratorError):
     """The node asked to act on the swarm is not a manager."""
 

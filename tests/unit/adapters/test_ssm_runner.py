@@ -11,7 +11,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from autojoin.adapters.aws.ssm_runner import SsmCommandRunner
-from autojoin.errors import NotFound, TransientAwsError, Unreachable
+from autojoin.errors import NodeNotReady, NotFound, TransientAwsError, Unreachable
 from autojoin.ports import CommandResult
 
 INSTANCE = "i-0123456789abcdef0"
@@ -159,11 +159,19 @@ def test_a_command_ssm_never_registers_is_unreachable_and_cancelled(stubbed: tup
         SsmCommandRunner(client, sleep=Sleeps(), not_yet_attempts=3).run(INSTANCE, ["docker", "info"])
 
 
-@pytest.mark.parametrize("code", ["InvalidInstanceId", "UnsupportedPlatformType"])
-def test_an_instance_ssm_does_not_manage_is_unreachable(stubbed: tuple[Any, Stubber], code: str) -> None:
+def test_an_instance_ssm_does_not_manage_is_unreachable(stubbed: tuple[Any, Stubber]) -> None:
     client, stub = stubbed
-    stub.add_client_error("send_command", code)
-    with pytest.raises(Unreachable, match=code):
+    stub.add_client_error("send_command", "UnsupportedPlatformType")
+    with pytest.raises(Unreachable, match="UnsupportedPlatformType") as caught:
+        SsmCommandRunner(client, sleep=Sleeps()).run(INSTANCE, ["docker", "info"])
+    assert not isinstance(caught.value, NodeNotReady)
+
+
+def test_an_instance_ssm_does_not_know_yet_is_not_ready(stubbed: tuple[Any, Stubber]) -> None:
+    """A booting instance has not registered with SSM: not ready yet (the launch waits), not dead."""
+    client, stub = stubbed
+    stub.add_client_error("send_command", "InvalidInstanceId")
+    with pytest.raises(NodeNotReady, match="InvalidInstanceId"):
         SsmCommandRunner(client, sleep=Sleeps()).run(INSTANCE, ["docker", "info"])
 
 

@@ -30,9 +30,10 @@ from autojoin.errors import (
     MustDemoteFirst,
     NodeNotDown,
     NodeNotFound,
+    NodeNotReady,
     NoLeader,
     NotAManager,
-    NotFound,
+    NoTicket,
     OrchestratorError,
     TransientAwsError,
     Unreachable,
@@ -327,7 +328,8 @@ def test_init_and_join_run_the_agent_on_the_instance_and_return_its_node_id() ->
 @pytest.mark.parametrize(
     ("code", "error"),
     [
-        ("no_ticket", NotFound),
+        ("no_ticket", NoTicket),
+        ("node_not_ready", NodeNotReady),
         ("invalid_join_token", InvalidJoinToken),
         ("already_in_swarm", AlreadyInSwarm),
         ("unreachable", Unreachable),

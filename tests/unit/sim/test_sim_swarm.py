@@ -18,6 +18,7 @@ from autojoin.errors import (
     NodeNotFound,
     NoLeader,
     NotAManager,
+    NoTicket,
     OrchestratorError,
     Unreachable,
 )
@@ -123,7 +124,7 @@ def test_managers_and_workers_join_through_their_tickets() -> None:
 def test_join_without_a_ticket_fails_and_the_node_stays_out() -> None:
     h = Harness()
     h.init()
-    with pytest.raises(CommandFailed, match="no ticket"):
+    with pytest.raises(NoTicket, match="no ticket"):
         h.swarm.join("i-w1", Role.WORKER)
     assert not h.swarm.in_swarm("i-w1")
     assert h.swarm.node_id_of("i-w1") is None
@@ -136,7 +137,7 @@ def test_a_ticket_is_read_once_even_when_the_join_fails() -> None:
     with pytest.raises(InvalidJoinToken):
         h.swarm.join("i-w1", Role.WORKER)
     assert "i-w1" not in h.world.tickets
-    with pytest.raises(CommandFailed, match="no ticket"):
+    with pytest.raises(NoTicket, match="no ticket"):
         h.swarm.join("i-w1", Role.WORKER)
 
 

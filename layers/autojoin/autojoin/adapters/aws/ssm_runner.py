@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from autojoin.adapters.aws.errors import TRANSIENT_CODES, code_of, translate
-from autojoin.errors import TransientAwsError, Unreachable
+from autojoin.errors import NodeNotReady, TransientAwsError, Unreachable
 from autojoin.ports import CommandResult, CommandRunner
 
 if TYPE_CHECKING:
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 RUNNING = frozenset({"Pending", "InProgress", "Delayed"})
 UNREACHABLE = frozenset({"Undeliverable", "TimedOut", "Cancelled", "Cancelling", "Terminated"})
 # SendCommand: the instance is not (or no longer) managed by SSM
-NOT_MANAGED = frozenset({"InvalidInstanceId", "UnsupportedPlatformType"})
+NOT_MANAGED = frozenset({"UnsupportedPlatformType"})
+# SendCommand: the instance is not registered with SSM (yet: it is still booting) or is gone
+NOT_REGISTERED = "InvalidInstanceId"
 NOT_YET = "InvocationDoesNotExist"  # GetCommandInvocation right after SendCommand
 TOKEN_MARK = "SWMTKN-"  # noqa: S105 - the prefix of every swarm join token, not a password
 
@@ -67,6 +69,8 @@ class SsmCommandRunner(CommandRunner):
                 TimeoutSeconds=max(30, int(timeout)),  # delivery timeout (SSM's minimum is 30 s)
             )
         except ClientError as exc:
+            if code_of(exc) == NOT_REGISTERED:
+                raise NodeNotReady(f"SSM does not know {instance_id} (yet): {code_of(exc)}") from exc
             if code_of(exc) in NOT_MANAGED:
                 raise Unreachable(f"SSM cannot reach {instance_id}: {code_of(exc)}") from exc
             raise self._translate(exc, "SendCommand") from exc

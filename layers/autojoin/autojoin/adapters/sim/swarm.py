@@ -71,6 +71,7 @@ from autojoin.errors import (
     NodeNotFound,
     NoLeader,
     NotAManager,
+    NoTicket,
     Unreachable,
 )
 from autojoin.ports import Clock, JoinTicket, Member, Orchestrator
@@ -172,7 +173,7 @@ class SimSwarm(Orchestrator):
         joiner = self._reach(instance_id)
         ticket = self._take_ticket(instance_id)  # read-once: gone whatever happens next
         if ticket is None:
-            raise CommandFailed("join: no ticket")
+            raise NoTicket("join: no ticket")
         if ticket.role is not role:
             raise CommandFailed(f"join: the ticket is for role {ticket.role.value}, not {role.value}")
         if not ticket.manager_addresses:

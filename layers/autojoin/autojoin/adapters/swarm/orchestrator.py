@@ -23,9 +23,10 @@ from autojoin.errors import (
     MustDemoteFirst,
     NodeNotDown,
     NodeNotFound,
+    NodeNotReady,
     NoLeader,
     NotAManager,
-    NotFound,
+    NoTicket,
     OrchestratorError,
     TransientAwsError,
     Unreachable,
@@ -55,7 +56,8 @@ ERROR_TABLE: tuple[tuple[str, type[OrchestratorError]], ...] = (
 
 # error codes printed by the node agent -> error class (anything else: ERROR_TABLE on its detail)
 AGENT_ERRORS: Mapping[str, type[Exception]] = {
-    "no_ticket": NotFound,
+    "no_ticket": NoTicket,
+    "node_not_ready": NodeNotReady,  # the boot script has not finished (docs/node-agent.md)
     "invalid_join_token": InvalidJoinToken,
     "already_in_swarm": AlreadyInSwarm,
     "unreachable": Unreachable,
