@@ -225,7 +225,9 @@ def test_the_checker_catches_a_handler_that_leaks_a_token_and_completes_twice(
     result = runner_module.simulate(load_scenario(path), template=Path(TEMPLATE))
     assert not result.passed
     found = sorted({(v.rule, v.detail.split(" (")[0]) for v in result.all_violations})
-    assert ("token-leak", "a join token in log line 1") in found
+    assert any(
+        rule == "token-leak" and detail.startswith("a join token in log line ") for rule, detail in found
+    )
     assert ("token-leak", "a join token in the return value of OnLaunchFunction") in found
     assert all(leaked not in v.detail for v in result.all_violations)
     # completing twice is refused by Auto Scaling ("No active Lifecycle Action"): recorded once, no breach
