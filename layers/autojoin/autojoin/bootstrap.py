@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from autojoin.adapters.aws.handoff import DynamoHandOff
     from autojoin.adapters.aws.state import DynamoStateStore
     from autojoin.adapters.aws.tokens import SecretsManagerTokenVault
-    from autojoin.ports import Clock, Orchestrator
+    from autojoin.ports import Clock, CommandRunner, Orchestrator
     from autojoin.services.launch import LaunchService
     from autojoin.services.rotation import RotationService
 
@@ -35,6 +35,7 @@ class Deps:
     session: boto3.Session = field(default_factory=boto3.Session)
     clock_override: Clock | None = None
     orchestrator_override: Orchestrator | None = None
+    runner_override: CommandRunner | None = None  # the real SwarmOrchestrator over another runner (lab)
 
     def client(self, service: str) -> Any:
         """One boto3 client per service for the life of the warm function."""
@@ -98,23 +99,39 @@ class Deps:
     def orchestrator(self) -> Orchestrator:
         if self.orchestrator_override is not None:
             return self.orchestrator_override
-        from autojoin.adapters.aws.ssm_runner import SsmCommandRunner
         from autojoin.adapters.swarm.orchestrator import SwarmOrchestrator
 
-        return SwarmOrchestrator(SsmCommandRunner(self.client("ssm")), self.manager_instances)
+        return SwarmOrchestrator(self.runner, self.manager_instances)
+
+    @cached_property
+    def runner(self) -> CommandRunner:
+        if self.runner_override is not None:
+            return self.runner_override
+        from autojoin.adapters.aws.ssm_runner import SsmCommandRunner
+
+        return SsmCommandRunner(self.client("ssm"))
 
     def manager_instances(self) -> list[str]:
-        """Manager instance ids, the last known leader first, for the orchestrator to talk through."""
-        snapshot = self.state.snapshot(self.settings.cluster)
+        """Instances to reach the cluster through, best first: the last known leader, the other known
+        managers, the bootstrap owner, then the manager group's live instances (InService first; a first
+        manager is still in Pending:Wait while it initialises). The orchestrator skips any that is not
+        (or no longer) a reachable manager."""
+        cluster = self.settings.cluster
+        snapshot = self.state.snapshot(cluster)
         known = [n for n in snapshot.managers() if n.healthy] if snapshot else []
         ordered = [n.instance_id for n in sorted(known, key=lambda n: not n.leader)]
-        for group in self.fleet.cluster_groups(self.settings.cluster):
+        owner = self.state.bootstrap_owner(cluster)
+        live: list[tuple[bool, str]] = []
+        for group in self.fleet.cluster_groups(cluster):
             if group.role is Role.MANAGER:
-                ordered += [
-                    i.instance_id
+                live += [
+                    (i.lifecycle_state != "InService", i.instance_id)
                     for i in self.fleet.instances(group.name)
-                    if i.lifecycle_state == "InService" and i.instance_id not in ordered
+                    if not i.gone and not (i.lifecycle_state or "").startswith("Terminat")
                 ]
+        for iid in [*([owner] if owner else []), *(iid for _, iid in sorted(live))]:
+            if iid not in ordered:
+                ordered.append(iid)
         return ordered
 
     @cached_property
@@ -162,12 +179,14 @@ def build_deps(
     orchestrator: Orchestrator | None = None,
     clock: Clock | None = None,
     session: boto3.Session | None = None,
+    runner: CommandRunner | None = None,
 ) -> Deps:
     return Deps(
         settings=settings,
         session=session or boto3.Session(),
         clock_override=clock,
         orchestrator_override=orchestrator,
+        runner_override=runner,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from autojoin.bootstrap import Deps
-from autojoin.domain.model import LifecycleAction
+from autojoin.domain.model import LifecycleAction, LifecycleKind
 from autojoin.errors import BadInput, JoinDeferred
 from autojoin.events import lifecycle_action
 from autojoin.observability import count, logger
@@ -53,8 +53,10 @@ def on_launch(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
     once = idempotent_function(
         data_keyword_argument="payload", persistence_store=deps.idempotency, config=config
     )
+    # a TEST_NOTIFICATION has no lifecycle action token and nothing to do twice: no idempotency record
+    guarded = run if action.kind is LifecycleKind.TEST else once(run)
     try:
-        decision: dict[str, Any] = once(run)(payload=action.model_dump(mode="json"))
+        decision: dict[str, Any] = guarded(payload=action.model_dump(mode="json"))
     except JoinDeferred as exc:
         logger.warning(str(exc), extra={"decision": "deferred"})
         count("JoinDeferred")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+from typing import TextIO
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,7 +19,25 @@ NAMESPACE = "Autojoin"
 TOKEN_PATTERN = re.compile(r"SWMTKN-1-[0-9a-zA-Z]+-[0-9a-zA-Z]+")
 REDACTED = "[REDACTED-TOKEN]"
 
-logger = Logger(service=SERVICE)
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is when a record is emitted (Lambda: the log stream), not to the
+    stream that was current at import time — which a test runner, the local cloud or the CLI may have
+    swapped and closed since."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+logger = Logger(service=SERVICE, logger_handler=_StdoutHandler())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE)
 

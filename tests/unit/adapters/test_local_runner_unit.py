@@ -96,3 +96,15 @@ def test_default_docker_cli_prefers_debians(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(runner_module.os.path, "exists", lambda p: False)
     assert default_docker_cli() == "docker"
     assert LocalSocketRunner({})._docker_cli == "docker"
+
+
+def test_the_lab_node_advertises_its_own_lab_address(cli: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control plane knows an instance by its VPC address; in the lab only its own address works."""
+    seen: list[list[str]] = []
+    monkeypatch.setattr(
+        runner_module.agent, "main", lambda argv, env, session=None, **kw: seen.append(argv) or 0
+    )
+    runner = LocalSocketRunner(lambda iid: NODE, docker_cli=cli)
+    runner.run(NODE.instance_id, ["autojoin-node", "init", "--advertise-addr", "10.0.1.23"])
+    runner.run(NODE.instance_id, ["autojoin-node", "join", "--role", "worker"])
+    assert seen == [["init", "--advertise-addr", NODE.address], ["join", "--role", "worker"]]

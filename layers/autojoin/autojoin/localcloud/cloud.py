@@ -41,7 +41,7 @@ from autojoin.localcloud.provision import Provisioner, RuleSpec, Stack, TargetSp
 from autojoin.localcloud.records import AwsCall, Invocation, LifecycleRecord, PolicyCall, redact
 from autojoin.localcloud.template import LoadedTemplate, TemplateError, load_template
 from autojoin.node.agent import pending_token, store_token, take_ticket
-from autojoin.ports import JoinTicket
+from autojoin.ports import CommandRunner, JoinTicket
 from autojoin.settings import Settings
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -662,9 +662,16 @@ class LocalCloud:
         """The function's ``autojoin.bootstrap.Deps`` (one per function, like one warm container)."""
         if logical_id not in self._deps:
             env = {**self.stack.env[logical_id], "AWS_REGION": self.region}
-            self._deps[logical_id] = build_deps(
-                Settings.from_env(env), orchestrator=self.orchestrator, clock=self.clock, session=self.session
-            )
+            settings = Settings.from_env(env)
+            if isinstance(self._orchestrator_arg, CommandRunner):
+                # the production SwarmOrchestrator, wired as in AWS, over this runner (the real-swarm lab)
+                self._deps[logical_id] = build_deps(
+                    settings, runner=self._orchestrator_arg, clock=self.clock, session=self.session
+                )
+            else:
+                self._deps[logical_id] = build_deps(
+                    settings, orchestrator=self.orchestrator, clock=self.clock, session=self.session
+                )
         return self._deps[logical_id]
 
     def _fail(

@@ -96,6 +96,9 @@ class LocalSocketRunner(CommandRunner):
         }
 
     def _agent(self, node: LocalNode, args: Sequence[str]) -> CommandResult:
+        # The lab's network stands in for the VPC: whatever address the control plane knows the instance by
+        # (its private IP in the local cloud), the lab node can only advertise its own lab address.
+        args = [node.address if i and args[i - 1] == "--advertise-addr" else a for i, a in enumerate(args)]
         out = io.StringIO()
         session = self._session_factory() if self._session_factory else None
         code = agent.main(list(args), self.agent_env(node), session, out=out)
