@@ -6,17 +6,19 @@ alive) instead of being abandoned."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from autojoin.domain.model import Role
 from autojoin.errors import NoLeader
 from autojoin.lab import Lab
+from autojoin.lab.e2e import E2E, e2e_cloud
 
-from .e2e_support import E2E, e2e_cloud
 from .swarm_support import eventually, raises_eventually
 
 pytestmark = pytest.mark.swarm
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 def grow_managers(kit: E2E, n: int) -> dict[str, int]:
@@ -30,7 +32,9 @@ def grow_managers(kit: E2E, n: int) -> dict[str, int]:
 
 
 def test_2_2_1_survives_losing_an_az_with_two_managers(lab: Lab) -> None:
-    with e2e_cloud(lab, ("us-east-1d", "us-east-1e", "us-east-1f"), cluster="spread", seed=21) as kit:
+    with e2e_cloud(
+        lab, ("us-east-1d", "us-east-1e", "us-east-1f"), cluster="spread", seed=21, template=TEMPLATE
+    ) as kit:
         layout = grow_managers(kit, 5)
         assert sorted(layout.values()) == [1, 2, 2]
         doomed = min(az for az, n in layout.items() if n == 2)
@@ -57,7 +61,7 @@ def test_2_2_1_survives_losing_an_az_with_two_managers(lab: Lab) -> None:
 
 
 def test_3_2_dies_with_its_bigger_az_and_a_new_launch_waits(lab: Lab) -> None:
-    with e2e_cloud(lab, ("us-east-1a", "us-east-1b"), cluster="lopsided", seed=32) as kit:
+    with e2e_cloud(lab, ("us-east-1a", "us-east-1b"), cluster="lopsided", seed=32, template=TEMPLATE) as kit:
         layout = grow_managers(kit, 5)
         assert sorted(layout.values()) == [2, 3]
         bigger = next(az for az, n in layout.items() if n == 3)

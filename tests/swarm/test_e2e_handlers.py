@@ -8,22 +8,24 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from autojoin.domain.model import Role
 from autojoin.lab import Lab
+from autojoin.lab.e2e import E2E, e2e_cloud
 
-from .e2e_support import E2E, e2e_cloud
 from .swarm_support import eventually
 
 pytestmark = pytest.mark.swarm
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 
 
 @pytest.fixture(scope="module")
 def e2e(lab: Lab) -> Iterator[E2E]:
-    with e2e_cloud(lab, ZONES, cluster="e2e") as kit:
+    with e2e_cloud(lab, ZONES, cluster="e2e", template=TEMPLATE) as kit:
         yield kit
 
 

@@ -6,6 +6,10 @@
    beside a bare ``docker swarm join`` of a twin node into the same swarm.
 3. quorum loss: a majority of managers killed (or cut off); time until a surviving manager reports
    "The swarm does not have a leader", then time until a leader is back once they return.
+4. join latency through the handler path (when template.yaml is at hand): the local cloud launches the
+   same managers and workers, and the real on_launch handler — idempotency record, group and instance
+   lookups, cached token, hand-off, agent join, Ready check, labels, CompleteLifecycleAction — joins each
+   into a fresh swarm of lab daemons. Wall time per on_launch invocation (path "handler").
 
 AWS is moto, in this process; the bench uses its own lab (root and prefix), never the user's.
 """
@@ -17,6 +21,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -38,7 +43,7 @@ class JoinTiming:
     node: str
     role: str
     az: str
-    path: str  # "autojoin" | "bare"
+    path: str  # "autojoin" (orchestrator + agent) | "bare" (docker swarm join) | "handler" (on_launch)
     ms: float
 
 
@@ -59,7 +64,7 @@ class BenchReport:
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for path in ("autojoin", "bare"):
+        for path in ("handler", "autojoin", "bare"):
             values = [j.ms for j in self.joins if j.path == path]
             if values:
                 out[path] = {"n": len(values), "median_ms": statistics.median(values), "max_ms": max(values)}
@@ -83,6 +88,7 @@ def run_bench(
     keep: bool = False,
     budget: float = 180.0,
     progress: Callable[[str], None] = lambda _msg: None,
+    template: Path | None = Path("template.yaml"),
 ) -> BenchReport:
     if managers < 1:
         raise LabError("the bench needs at least one manager")
@@ -204,9 +210,67 @@ def run_bench(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    try:
+        if template is not None and template.is_file():
+            _handler_joins(
+                lab, report, roles=roles, node_zones=node_zones, template=template, progress=progress
+            )
+        else:
+            report.notes.append(f"no {template}: join latency through the handler path not measured")
+    finally:
         if not keep:
             lab.down()
     return report
+
+
+def _handler_joins(
+    lab: Lab,
+    report: BenchReport,
+    *,
+    roles: list[Role],
+    node_zones: list[str],
+    template: Path,
+    progress: Callable[[str], None],
+) -> None:
+    """Phase 4: the same cluster grown through the real on_launch handler on the local cloud."""
+    from autojoin.lab.e2e import e2e_cloud  # the local cloud: only for this phase
+
+    letters = sorted(set(node_zones))
+    zones = tuple(f"us-east-1{chr(ord('a') + i)}" for i in range(len(letters)))  # the local cloud's AZs
+    with e2e_cloud(lab, zones, cluster="bench", template=template) as kit:
+        cloud = kit.cloud
+        real = cloud._handler("OnLaunchFunction")  # the template's own handler module
+
+        def timed(event: Any, context: Any, deps: Any) -> Any:
+            t0 = time.perf_counter()
+            result = real(event, context, deps=deps)
+            if isinstance(result, dict) and result.get("instance_id"):
+                node = kit.runner.nodes.get(str(result["instance_id"]))
+                report.joins.append(
+                    JoinTiming(
+                        f"n{node.number}" if node else str(result["instance_id"]),
+                        str(result.get("role")),
+                        str(result.get("az")),
+                        "handler",
+                        _ms(t0),
+                    )
+                )
+                progress(
+                    f"on_launch {result.get('role')} in {result.get('az')}: {report.joins[-1].ms:.0f} ms "
+                    f"({result.get('outcome')})"
+                )
+            return result
+
+        cloud.register_handler("OnLaunchFunction", timed)
+        for group, role in (
+            (cloud.stack.manager_group, Role.MANAGER),
+            (cloud.stack.worker_group, Role.WORKER),
+        ):
+            cloud.set_desired(group, roles.count(role))
+            cloud.run_until_idle(1800)
+        bad = [r for r in cloud.lifecycle_results if r.result != "CONTINUE"]
+        if bad:
+            report.notes.append(f"handler path: {len(bad)} launch(es) not CONTINUE")
 
 
 def _quorum_loss(

@@ -1,6 +1,7 @@
-"""The end-to-end kit: the local cloud (AWS side, the real template and handlers) wired to the real-swarm lab
-(cluster side). Each instance the local cloud launches gets its own bare lab daemon in the same AZ; the
-production SwarmOrchestrator reaches it through the LocalSocketRunner (SSM's stand-in)."""
+"""The end-to-end kit: the local cloud (AWS side: the real template, handlers and boto3 adapters) wired to
+the real-swarm lab (cluster side). Each instance the local cloud launches gets its own bare lab daemon in
+the same AZ; the production SwarmOrchestrator reaches it through the LocalSocketRunner (SSM's stand-in).
+Used by the end-to-end tests and by ``autojoin lab bench`` (join latency through the handler path)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from autojoin.localcloud import LocalCloud
 from autojoin.ports import CommandResult, CommandRunner
 
 MAX_NODES = 24
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+TEMPLATE = Path("template.yaml")
 
 
 @dataclass
@@ -38,7 +39,8 @@ class LabRunner(CommandRunner):
         return LocalNode(instance_id, node.socket, node.address, self.principals[instance_id], cut=cut)
 
     def run(self, instance_id: str, argv: Sequence[str], *, timeout: float = 60.0) -> CommandResult:
-        assert self.inner is not None, "the stack is not provisioned yet"
+        if self.inner is None:
+            raise RuntimeError("the stack is not provisioned yet")
         return self.inner.run(instance_id, argv, timeout=timeout)
 
 
@@ -63,12 +65,14 @@ class E2E:
 
 
 @contextmanager
-def e2e_cloud(lab: Lab, zones: tuple[str, ...], cluster: str, seed: int = 11) -> Iterator[E2E]:
+def e2e_cloud(
+    lab: Lab, zones: tuple[str, ...], cluster: str, seed: int = 11, template: Path = TEMPLATE
+) -> Iterator[E2E]:
     runner = LabRunner(lab)
     # the lab's nodes live in real time (the agent checks a ticket's expiry against its own clock), so the
     # simulated clock starts now
     start = datetime.now(UTC).replace(microsecond=0)
-    with LocalCloud(template=TEMPLATE, seed=seed, zones=zones, orchestrator=runner, start=start) as cloud:
+    with LocalCloud(template=template, seed=seed, zones=zones, orchestrator=runner, start=start) as cloud:
         stack = cloud.provision(cluster=cluster)
         role_ids = {
             stack.manager_group: stack.physical["ManagerInstanceRole"]["RoleId"],
