@@ -57,8 +57,14 @@ def test_bench_reports_without_asserting_times(cli_lab: None) -> None:
     result = runner.invoke(app, ["lab", "bench", "--managers", "1", "--workers", "1", "--json", *WHERE])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [(j["role"], j["path"]) for j in report["joins"]] == [("worker", "autojoin"), ("worker", "bare")]
+    assert [(j["role"], j["path"]) for j in report["joins"]] == [
+        ("worker", "autojoin"),
+        ("worker", "bare"),
+        ("manager", "handler"),  # the same cluster again, through the real on_launch handler
+        ("worker", "handler"),
+    ]
     assert report["lab_start_ms"] > 0 and report["summary"]["autojoin"]["n"] == 1
+    assert report["summary"]["handler"]["n"] == 2
     assert report["quorum_loss_detect_s"] is None  # one manager: nothing to measure, and said so
     assert report["notes"]
     text = runner.invoke(app, ["lab", "bench", "--managers", "1", "--workers", "0", *WHERE])

@@ -16,6 +16,8 @@ AWS is moto, in this process; the bench uses its own lab (root and prefix), neve
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import statistics
 import time
@@ -243,7 +245,8 @@ def _handler_joins(
 
         def timed(event: Any, context: Any, deps: Any) -> Any:
             t0 = time.perf_counter()
-            result = real(event, context, deps=deps)
+            with contextlib.redirect_stdout(io.StringIO()):  # the handler's JSON logs and EMF metrics
+                result = real(event, context, deps=deps)
             if isinstance(result, dict) and result.get("instance_id"):
                 node = kit.runner.nodes.get(str(result["instance_id"]))
                 report.joins.append(
