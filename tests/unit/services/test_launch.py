@@ -302,3 +302,39 @@ def test_pending_node_still_booting_stays_pending_when_the_cluster_appears(
     assert [
         d.instance_id for d in world.service.handle(world.launch(Role.WORKER, "us-east-1b")).also_joined
     ] == [worker.instance_id]  # the next successful join finishes it
+
+
+def test_first_manager_still_booting_keeps_its_claim_and_bootstraps_on_retry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = world.launch(Role.MANAGER, "us-east-1a")
+    real_init = world.swarm.init
+
+    def booting(instance_id: str, address: str) -> str:
+        raise NodeNotReady("SSM does not know the instance yet")
+
+    monkeypatch.setattr(world.swarm, "init", booting)
+    with pytest.raises(JoinDeferred):
+        world.service.handle(first)
+    assert world.state.bootstrap_owner("demo") == first.instance_id and not world.state.is_bootstrapped(
+        "demo"
+    )
+    assert first.instance_id in world.fleet.heartbeats and world.fleet.completions == []
+    other = world.launch(Role.MANAGER, "us-east-1b")
+    assert world.service.handle(other).outcome is Outcome.PENDING  # the claim is held by a live instance
+    monkeypatch.setattr(world.swarm, "init", real_init)
+    done = world.service.handle(first)  # Lambda's retry
+    assert done.outcome is Outcome.BOOTSTRAPPED
+    assert [(d.instance_id, d.outcome) for d in done.also_joined] == [(other.instance_id, Outcome.JOINED)]
+    assert world.state.pending("demo") == []
+
+
+def test_a_claim_whose_owner_is_gone_is_taken_over(world: World) -> None:
+    gone = world.launch(Role.MANAGER, "us-east-1a")
+    assert world.state.claim_bootstrap("demo", gone.instance_id)  # claimed, then the instance died
+    world.fleet.by_id[gone.instance_id] = world.fleet.by_id[gone.instance_id].model_copy(
+        update={"state": "terminated"}
+    )
+    nxt = world.launch(Role.MANAGER, "us-east-1b")
+    assert world.service.handle(nxt).outcome is Outcome.BOOTSTRAPPED
+    assert world.state.bootstrap_owner("demo") == nxt.instance_id

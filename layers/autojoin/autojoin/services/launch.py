@@ -150,7 +150,7 @@ class LaunchService:
             return LaunchDecision(Outcome.GONE, "instance is gone: nothing to do", action.instance_id, role)
 
         if not self.state.is_bootstrapped(self.config.cluster):
-            if role is Role.MANAGER and self.state.claim_bootstrap(self.config.cluster, instance.instance_id):
+            if role is Role.MANAGER and self._claim_bootstrap(instance.instance_id):
                 return self._bootstrap(action, group, instance)
             return self._wait(action, role, instance, "the cluster has no manager yet")
         decision = self._join(action, group, role, instance)
@@ -161,17 +161,42 @@ class LaunchService:
         return _with_also(decision, pending)
 
     # ---------------------------------------------------------------------------------------------
+    def _claim_bootstrap(self, instance_id: str) -> bool:
+        """Claim the cluster's first init; take over a claim whose owner is gone (its launch failed)."""
+        cluster = self.config.cluster
+        if self.state.claim_bootstrap(cluster, instance_id):
+            return True
+        owner = self.state.bootstrap_owner(cluster)
+        if owner is not None:
+            holder = self.fleet.instance(owner)
+            if holder is not None and not holder.gone:
+                return False
+            self.state.release_bootstrap(cluster, owner)  # conditional: only if still unfinished and its
+        return self.state.claim_bootstrap(cluster, instance_id)
+
     def _bootstrap(self, action: LifecycleAction, group: GroupInfo, instance: InstanceInfo) -> LaunchDecision:
         cluster = self.config.cluster
         try:
             node_id = self.orchestrator.init(instance.instance_id, instance.private_ip or "")
             self.orchestrator.label(node_id, _labels(instance, group))
+        except NodeNotReady as exc:
+            # Still booting: keep the claim (this instance retries it) and the hook alive; the retry of the
+            # invocation initialises the cluster. If this instance never comes up, the next manager takes
+            # over the claim once it is gone.
+            waiting = self._wait(action, Role.MANAGER, instance, "the first manager cannot run commands yet")
+            if waiting.outcome is Outcome.GONE:
+                self.state.release_bootstrap(cluster, instance.instance_id)
+                return waiting
+            raise JoinDeferred(
+                f"{instance.instance_id} cannot run commands yet; the bootstrap waits"
+            ) from exc
         except OrchestratorError as exc:
             self.state.release_bootstrap(cluster, instance.instance_id)
             return self._abandon(
                 action, Role.MANAGER, instance, f"cluster init failed: {type(exc).__name__}", exc
             )
         self.state.mark_bootstrapped(cluster, instance.instance_id)
+        self.state.remove_pending(cluster, instance.instance_id)  # if an earlier, deferred try left it
         done = self.fleet.complete(action, LifecycleResult.CONTINUE)
         decision = LaunchDecision(
             Outcome.BOOTSTRAPPED,
