@@ -411,3 +411,27 @@ def test_unparsable_inspect_output_is_a_command_failure(stdout: str) -> None:
     runner = ScriptedRunner().on("i-m1", ["docker", "node", "inspect"], CommandResult(0, stdout, ""))
     with pytest.raises(CommandFailed):
         make(runner).member("x")
+
+
+def test_the_manager_that_answered_last_is_asked_first_without_listing_candidates_again() -> None:
+    runner = ScriptedRunner()
+    runner.on("i-m1", ["docker"], Unreachable("cut off"))
+    runner.on("i-m2", ["docker", "node", "ls"], cap("node_ls_q"))
+    runner.on("i-m2", ["docker", "node", "inspect"], cap("inspect_compact"))
+    lookups: list[int] = []
+
+    def managers() -> list[str]:  # in production: DynamoDB + Auto Scaling reads
+        lookups.append(1)
+        return ["i-m1", "i-m2"]
+
+    orch = SwarmOrchestrator(runner, managers)
+    orch.members()
+    assert len(lookups) == 1  # found i-m2 after i-m1 failed
+    for _ in range(3):
+        orch.members()
+    assert len(lookups) == 1  # i-m2 kept answering: no more lookups
+    runner.on("i-m2", ["docker"], Unreachable("gone"))
+    runner.on("i-m1", ["docker", "node", "ls"], cap("node_ls_q"))
+    runner.on("i-m1", ["docker", "node", "inspect"], cap("inspect_compact"))
+    orch.members()
+    assert len(lookups) == 2  # the preferred failed: the candidates were listed again

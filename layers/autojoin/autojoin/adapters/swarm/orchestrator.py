@@ -189,12 +189,14 @@ class SwarmOrchestrator(Orchestrator):
 
     # -- plumbing --
 
-    def _candidates(self) -> list[str]:
-        found = list(dict.fromkeys(self._managers()))
-        if self._preferred in found:
-            found.remove(self._preferred)
-            found.insert(0, self._preferred)
-        return found
+    def _candidates(self) -> Iterator[str]:
+        """The manager that answered last first; the candidate list (AWS reads, in production) is asked
+        for only when that one cannot serve — so a warm function makes no lookups on the happy path."""
+        if self._preferred is not None:
+            yield self._preferred
+        for instance_id in dict.fromkeys(self._managers()):
+            if instance_id != self._preferred:
+                yield instance_id
 
     def _on_manager(self, argv: Sequence[str], what: str) -> CommandResult:
         """Run ``argv`` on the first candidate manager that can answer; raise the mapped error."""
