@@ -10,7 +10,7 @@ from tests.fakes import FakeFleet, FakeHandOff, FakeState, FakeVault
 from autojoin.adapters.sim.clock import SimClock
 from autojoin.adapters.sim.swarm import SimSwarm
 from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
-from autojoin.errors import JoinDeferred, NodeNotReady
+from autojoin.errors import JoinDeferred, NodeNotReady, NoLeader
 from autojoin.ports import CompletionOutcome
 from autojoin.services.launch import LaunchConfig, LaunchService, Outcome
 
@@ -338,3 +338,22 @@ def test_a_claim_whose_owner_is_gone_is_taken_over(world: World) -> None:
     nxt = world.launch(Role.MANAGER, "us-east-1b")
     assert world.service.handle(nxt).outcome is Outcome.BOOTSTRAPPED
     assert world.state.bootstrap_owner("demo") == nxt.instance_id
+
+
+def test_a_pending_launch_the_cluster_cannot_take_yet_stays_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = world.launch(Role.WORKER, "us-east-1c")
+    world.service.handle(worker)
+
+    def no_leader() -> list[object]:
+        raise NoLeader("the swarm does not have a leader")
+
+    # init and label work, but by the time the pending worker is tried the cluster has no leader
+    monkeypatch.setattr(world.swarm, "members", no_leader)
+    boot = world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
+    assert boot.outcome is Outcome.BOOTSTRAPPED
+    assert [(d.instance_id, d.outcome, d.error) for d in boot.also_joined] == [
+        (worker.instance_id, Outcome.PENDING, "NoLeader")
+    ]
+    assert [a.instance_id for a, _ in world.state.pending("demo")] == [worker.instance_id]

@@ -249,7 +249,8 @@ class LaunchService:
             except JoinDeferred as exc:
                 out.append(LaunchDecision(Outcome.PENDING, str(exc), instance.instance_id, role, instance.az))
                 continue
-            self.state.remove_pending(self.config.cluster, action.instance_id)
+            if decision.outcome is not Outcome.PENDING:  # still waiting: keep the record for a later try
+                self.state.remove_pending(self.config.cluster, action.instance_id)
             out.append(decision)
         return tuple(out)
 
