@@ -17,8 +17,11 @@ from autojoin.lab import Lab, LabError
 
 from .swarm_support import TABLE, Cluster
 
-LAB_ROOT = "/tmp/autojoin-test-lab"
-LAB_PREFIX = "ajt"  # not the user's `autojoin lab` (ajl) nor the shared recipe's (swl)
+# Not the user's `autojoin lab` (ajl) nor the shared recipe's (swl). AUTOJOIN_TEST_LAB_PREFIX lets two
+# checkouts run the real-swarm tests side by side (namespaces are named after the prefix; keep it short:
+# "<prefix>-n11-h" must fit in 15 characters).
+LAB_PREFIX = os.environ.get("AUTOJOIN_TEST_LAB_PREFIX", "ajt")
+LAB_ROOT = f"/tmp/autojoin-test-lab-{LAB_PREFIX}"
 
 
 @pytest.fixture(scope="session")
