@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,14 +36,21 @@ class Node(Frozen):
     address: str | None = None  # private IP the orchestrator advertises
     instance_type: str | None = None
     leader: bool = False
+    reachable: bool = True  # managers: Raft reachability (Leader/Reachable); workers: always True
+    available: bool = True  # orchestrator availability Active (False: drained or paused)
 
 
 class ClusterView(Frozen):
-    """A snapshot of one cluster: its nodes and the AZs its groups span."""
+    """A snapshot of one cluster: its nodes and the AZs its groups span.
+
+    ``taken_at`` is when the orchestrator was read (None in snapshots written before it existed): the
+    termination policy treats a snapshot without it, or older than its staleness limit, as stale.
+    """
 
     cluster: str
     nodes: tuple[Node, ...] = ()
     zones: tuple[str, ...] = ()  # every AZ the manager group may use, even empty ones
+    taken_at: datetime | None = None
 
     def managers(self, *, healthy_only: bool = False) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.role is Role.MANAGER and (n.healthy or not healthy_only))

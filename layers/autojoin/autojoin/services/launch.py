@@ -365,10 +365,17 @@ class LaunchService:
                     address=m.address,
                     instance_type=labels.get("instance-type"),
                     leader=m.leader,
+                    reachable=m.reachable,
+                    available=m.available,
                 )
             )
         self.state.save_snapshot(
-            ClusterView(cluster=self.config.cluster, nodes=tuple(nodes), zones=tuple(zones))
+            ClusterView(
+                cluster=self.config.cluster,
+                nodes=tuple(nodes),
+                zones=tuple(zones),
+                taken_at=self.clock.now(),
+            )
         )
 
 
