@@ -313,7 +313,9 @@ class World:
             )
             for role, _inst, real in members
         )
-        deps.state.save_snapshot(ClusterView(cluster=cluster, nodes=nodes, zones=self.spec.zones))
+        deps.state.save_snapshot(
+            ClusterView(cluster=cluster, nodes=nodes, zones=self.spec.zones, taken_at=self.cloud.clock.now())
+        )
 
     # --- observation -------------------------------------------------------------------------------
 
