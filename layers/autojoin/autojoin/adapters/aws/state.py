@@ -2,7 +2,8 @@
 
 Items: ``snapshot`` (the ClusterView as JSON), ``bootstrap`` (who claimed the first init, and whether it
 finished), ``lease`` (holder + expiry, conditional writes), ``pending#<instance>`` (a launch waiting for
-the cluster). Idempotency records of Powertools live in the same table under their own pk.
+the cluster), ``reconcile`` (the reconciler's memory: zone watches, its surge, its last decisions).
+Idempotency records of Powertools live in the same table under their own pk.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from autojoin.adapters.aws.errors import code_of, translate
 from autojoin.domain.model import ClusterView, LifecycleAction, Role
+from autojoin.domain.rebalance import ReconcileRecord
 from autojoin.ports import StateStore
 
 if TYPE_CHECKING:
@@ -192,3 +194,18 @@ class DynamoStateStore(StateStore):
             )
         except ClientError as exc:
             raise translate(exc, "DeleteItem") from exc
+
+    # --- the reconciler's memory ------------------------------------------------------------------
+    def reconcile_record(self, cluster: str) -> ReconcileRecord | None:
+        item = self._get(cluster, "reconcile")
+        return ReconcileRecord.model_validate_json(item["record"]["S"]) if item else None
+
+    def save_reconcile_record(self, cluster: str, record: ReconcileRecord) -> None:
+        self._put(
+            {
+                "pk": _pk(cluster),
+                "sk": {"S": "reconcile"},
+                "record": {"S": record.model_dump_json()},
+                "updated_at": {"N": str(self._epoch())},
+            }
+        )
