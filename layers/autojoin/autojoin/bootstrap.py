@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from autojoin.adapters.aws.tokens import SecretsManagerTokenVault
     from autojoin.ports import Clock, CommandRunner, Orchestrator
     from autojoin.services.launch import LaunchService
+    from autojoin.services.reconcile import ReconcileService
     from autojoin.services.rotation import RotationService
 
 
@@ -164,6 +165,25 @@ class Deps:
             orchestrator=self.orchestrator,
             state=self.state,
             clock=self.clock,
+        )
+
+    @cached_property
+    def reconcile(self) -> ReconcileService:
+        from autojoin.services.reconcile import ReconcileConfig, ReconcileService
+
+        config = ReconcileConfig(
+            cluster=self.settings.cluster,
+            dry_run=self.settings.dry_run,
+            recover_after=self.settings.recover_after,
+            launch_hook=self.settings.launch_hook,
+        )
+        return ReconcileService(
+            config,
+            fleet=self.fleet,
+            orchestrator=self.orchestrator,
+            state=self.state,
+            clock=self.clock,
+            launch=self.launch,
         )
 
     @cached_property

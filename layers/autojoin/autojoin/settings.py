@@ -28,6 +28,10 @@ class Settings(BaseModel):
     handoff_ttl: int = Field(default=900, ge=60)  # seconds an unclaimed ticket lives
     join_wait: float = Field(default=60.0, ge=0)  # seconds to wait for the node to show Ready
     idempotency_ttl: int = Field(default=7200, ge=60)
+    # the reconciler (services/reconcile.py)
+    dry_run: bool = False  # decide and report, change nothing
+    recover_after: float = Field(default=900.0, ge=0)  # s an impaired AZ must look good (hysteresis)
+    launch_hook: str = "autojoin-launch"  # the groups' launch hook (completing a launch whose event was lost)
     region: str | None = None
 
     @classmethod

@@ -136,6 +136,8 @@ def check(expect: Expect | None, state: ClusterState) -> list[Check]:
             got = state.has_leader
         elif key == "managers":
             got = state.managers
+        elif key == "voters":
+            got = state.voters
         elif key == "workers":
             got = state.workers
         elif key == "layout":
@@ -218,6 +220,9 @@ class _Runner:
         elif a == "deliver":
             assert ts.event is not None
             cloud.deliver(w.rewrite_event(dict(ts.event)), duplicate=step.duplicate, delay=step.delay)
+        elif a == "set_zones":
+            assert ts.group_role is not None and step.zones is not None
+            w.set_group_zones(ts.group_role, step.zones)
         elif a == "wait":
             w.advance_to(ts.at + (step.seconds or 0.0))
         cloud.clock.run_due()
