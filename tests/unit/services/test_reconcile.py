@@ -3,6 +3,7 @@ one rebalance step under the lease, dry-run."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -10,10 +11,12 @@ from tests.fakes import FakeFleet, FakeHandOff, FakeState, FakeVault
 
 from autojoin.adapters.sim.clock import SimClock
 from autojoin.adapters.sim.swarm import SimSwarm
-from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Node, Role
+from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
 from autojoin.domain.rebalance import ReconcileRecord
+from autojoin.ports import Member
 from autojoin.services.launch import LaunchConfig, LaunchService, Outcome
 from autojoin.services.reconcile import ReconcileConfig, ReconcileService
+from autojoin.services.removal import DeadNode
 
 A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
 
@@ -235,16 +238,26 @@ def test_dead_nodes_go_to_the_removal_it_is_given(balanced: World) -> None:
     balanced.swarm.crash(victim.instance_id)
     balanced.fleet.by_id[victim.instance_id] = victim.model_copy(update={"state": "terminated"})
     balanced.clock.advance(120)
-    removed: list[Node] = []
+    node_id = balanced.swarm.node_id_of(victim.instance_id)
+    assert node_id is not None
+    asked: list[int] = []
 
-    def remove(node: Node) -> str:
-        removed.append(node)
-        return "removed"
+    def remove(members: Sequence[Member]) -> list[DeadNode]:
+        asked.append(len(members))
+        balanced.swarm.remove(node_id)
+        return [DeadNode(node_id, victim.instance_id, Role.WORKER, True, "rm")]
 
     service = balanced.service()
     service.remove_dead = remove
-    service.run()
-    assert [n.instance_id for n in removed] == [victim.instance_id]
+    report = service.run()
+    assert asked == [7]
+    assert any("removed" in a and victim.instance_id in a for a in report.actions)
+    snap = balanced.state.snapshot("demo")
+    assert snap is not None and snap.node(victim.instance_id) is None, "the snapshot is taken after cleanup"
+    dry = balanced.service(dry_run=True)
+    dry.remove_dead = remove
+    dry.run()
+    assert asked == [7], "dry-run asks nobody to remove anything"
 
 
 def test_the_decision_log_is_kept_short() -> None:

@@ -52,12 +52,13 @@ from autojoin.domain.rebalance import (
     zone_failures_now,
     zone_signals,
 )
-from autojoin.errors import NoLeader, OrchestratorError, Unreachable
+from autojoin.errors import NoLeader, Unreachable
 from autojoin.ports import Clock, Fleet, Member, Orchestrator, StateStore
 from autojoin.services.launch import LaunchDecision, LaunchService
+from autojoin.services.removal import DeadNode
 
 LEASE_HOLDER = "reconcile"
-RemoveDead = Callable[[Node], str]  # the guard's dead-node removal: returns what it did
+RemoveDead = Callable[[Sequence[Member]], Sequence[DeadNode]]  # the guard's RemovalService.remove_dead_nodes
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def build_view(
         nodes.append(
             Node(
                 instance_id=iid,
-                role=m.role,
+                role=Role.MANAGER if (m.role is Role.MANAGER or m.in_raft) else Role.WORKER,
                 az=inst.az if inst else m.labels.get("az", "unknown"),
                 healthy=m.ready and m.reachable and not (inst is not None and inst.gone),
                 group=(inst.group if inst and inst.group else m.labels.get("asg", "")),
@@ -204,11 +205,6 @@ class ReconcileService:
                 actions=(line,),
                 error=type(exc).__name__,
             )
-        view = build_view(cfg.cluster, members, instances, zones, now)
-        self.state.save_snapshot(view)
-
-        watches = watch_zones(record.zones, zone_signals(view, zones), now, cfg.recover_after)
-        impaired = impaired_zones(watches)
         decisions: list[Decision] = []
         actions: list[str] = []
 
@@ -216,6 +212,15 @@ class ReconcileService:
             text = f"{'would ' if dry else ''}{detail}"
             actions.append(text)
             decisions.append(Decision(at=now, kind=kind, detail=text, dry_run=dry))
+
+        view = build_view(cfg.cluster, members, instances, zones, now)
+        if self._dead_nodes(view, members, instances, did):
+            members = list(self.orchestrator.members())
+            view = build_view(cfg.cluster, members, instances, zones, now)
+        self.state.save_snapshot(view)
+
+        watches = watch_zones(record.zones, zone_signals(view, zones), now, cfg.recover_after)
+        impaired = impaired_zones(watches)
 
         for z, w in watches.items():
             if w.impaired != record.zones.get(z, w).impaired or (z not in record.zones and w.impaired):
@@ -257,7 +262,6 @@ class ReconcileService:
                 did(
                     "lost-launch", f"record {inst.instance_id} ({g.role.value}, no join under way) as pending"
                 )
-        self._dead_nodes(view, instances, did)
         self._drift(view, members, groups, by_group, did)
 
         # --- one quorum-changing step ---------------------------------------------------------------
@@ -351,8 +355,15 @@ class ReconcileService:
         return record
 
     def _dead_nodes(
-        self, view: ClusterView, instances: dict[str, InstanceInfo], did: Callable[[str, str], None]
-    ) -> None:
+        self,
+        view: ClusterView,
+        members: Sequence[Member],
+        instances: dict[str, InstanceInfo],
+        did: Callable[[str, str], None],
+    ) -> bool:
+        """Nodes that show Down and whose instance is gone go to the guard's dead-node cleanup (which
+        demotes a dead manager first when that is safe, under the lease). True when one was removed."""
+        dead = []
         for node in view.nodes:
             inst = instances.get(node.instance_id)
             if node.healthy or (inst is not None and not inst.gone):
@@ -361,16 +372,20 @@ class ReconcileService:
                 inst = self.fleet.instance(node.instance_id)
                 if inst is not None and not inst.gone:
                     continue
-            if self.remove_dead is None:
-                did("dead-node", f"dead node {node.instance_id} ({node.role.value}): no removal wired")
-            elif self.config.dry_run:
-                did("dead-node", f"remove dead node {node.instance_id} ({node.role.value})")
-            else:
-                try:
-                    outcome = self.remove_dead(node)
-                except OrchestratorError as exc:
-                    outcome = f"failed ({type(exc).__name__}); retried next run"
-                did("dead-node", f"dead node {node.instance_id} ({node.role.value}): {outcome}")
+            dead.append(node)
+        if not dead:
+            return False
+        if self.remove_dead is None or self.config.dry_run:
+            for node in dead:
+                how = "" if self.remove_dead else " (no removal wired)"
+                did("dead-node", f"remove dead node {node.instance_id} ({node.role.value}){how}")
+            return False
+        removed = False
+        for d in self.remove_dead(members):
+            removed = removed or d.removed
+            what = "removed" if d.removed else "kept"
+            did("dead-node", f"dead node {d.instance_id} ({d.role.value}): {what}, {d.reason}")
+        return removed
 
     def _drift(
         self,
@@ -384,10 +399,16 @@ class ReconcileService:
         members = {m.node_id: m for m in members_seen}
         for g in groups:
             fix: list[str] = []
+            live = [
+                i
+                for i in by_group[g.name]
+                if not i.gone and (i.lifecycle_state or "").startswith(("Pending", "InService"))
+            ]
+            surplus = len(live) > g.desired  # the guard has released one for a scale-in: not drift
             for inst in by_group[g.name]:
                 node = view.node(inst.instance_id)
                 want = wants_protection(node, inst)
-                if want is True and not inst.protected_from_scale_in:
+                if want is True and not inst.protected_from_scale_in and not surplus:
                     fix.append(inst.instance_id)
                 if node is not None and node.node_id and node.healthy:
                     have = members.get(node.node_id)
