@@ -8,6 +8,7 @@ ends.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -58,6 +59,7 @@ class StepResult:
     violations: list[Violation] = field(default_factory=list)
     autojoin_acted: bool = False
     invocations: int = 0
+    functions: dict[str, int] = field(default_factory=dict)  # invocations per function (logical id)
     error: str | None = None  # the action could not be carried out
 
     @property
@@ -75,6 +77,7 @@ class StepResult:
             "error": self.error,
             "autojoin_acted": self.autojoin_acted,
             "invocations": self.invocations,
+            "functions": dict(self.functions),
             "expect": [c.to_json() for c in self.checks],
             "violations": [v.to_json() for v in self.violations],
             "state": self.state.to_json(),
@@ -303,6 +306,7 @@ def simulate(
                 violations=[replace(v, detail=str(world.aliases.outward(v.detail))) for v in mine + stepwise],
                 autojoin_acted=acted,
                 invocations=len(world.cloud.invocations) - before,
+                functions=dict(Counter(i.function for i in world.cloud.invocations[before:])),
                 error=error,
             )
             results.append(result)
