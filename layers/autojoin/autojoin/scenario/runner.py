@@ -60,6 +60,7 @@ class StepResult:
     autojoin_acted: bool = False
     invocations: int = 0
     functions: dict[str, int] = field(default_factory=dict)  # invocations per function (logical id)
+    changes: dict[str, int] = field(default_factory=dict)  # "Function:Operation" -> changing AWS calls
     error: str | None = None  # the action could not be carried out
 
     @property
@@ -78,6 +79,7 @@ class StepResult:
             "autojoin_acted": self.autojoin_acted,
             "invocations": self.invocations,
             "functions": dict(self.functions),
+            "changes": dict(self.changes),
             "expect": [c.to_json() for c in self.checks],
             "violations": [v.to_json() for v in self.violations],
             "state": self.state.to_json(),
@@ -166,6 +168,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(getattr(k, "value", k)): v for k, v in value.items()}
     return value
+
+
+_READS = ("Describe", "Get", "List", "Query", "Scan", "BatchGet")
 
 
 class _Runner:
@@ -269,6 +274,7 @@ def simulate(
             error: str | None = None
             broken = False
             before = len(world.cloud.invocations)
+            calls_before = len(world.cloud.calls)
             with world.capture():
                 try:
                     world.advance_to(ts.at)
@@ -307,6 +313,13 @@ def simulate(
                 autojoin_acted=acted,
                 invocations=len(world.cloud.invocations) - before,
                 functions=dict(Counter(i.function for i in world.cloud.invocations[before:])),
+                changes=dict(
+                    Counter(
+                        f"{c.function}:{c.operation}"
+                        for c in world.cloud.calls[calls_before:]
+                        if c.function and not c.operation.startswith(_READS)
+                    )
+                ),
                 error=error,
             )
             results.append(result)

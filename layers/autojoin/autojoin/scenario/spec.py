@@ -85,6 +85,8 @@ class ClusterSpec(Spec):
     workers: GroupSpec = GroupSpec(count=2)
     # Secret ids the events use for the two token secrets; replay maps them to the stack's real ARNs.
     secrets: dict[Role, str] = Field(default_factory=dict)
+    # template parameters given to the stack as they are (e.g. DryRun: "true")
+    parameters: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("managers", "workers", mode="before")
     @classmethod

@@ -183,6 +183,7 @@ class World:
             managers=0,
             workers=0,
             heartbeat_timeout=spec.hook_timeouts.launch,
+            params=dict(spec.parameters),
             stack_name=spec.cluster,
         )
         self.stack = stack
