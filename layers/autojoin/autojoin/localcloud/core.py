@@ -175,6 +175,11 @@ class EngineCore:
         g.desired_capacity = g.min_size if new_capacity is None else new_capacity
         self._schedule_reconcile(g.name)
 
+    def on_protection_lifted(self, group: str) -> None:
+        """SetInstanceProtection(false): the next capacity check may now scale in."""
+        if group in self.groups:
+            self._schedule_reconcile(group)
+
     def reconcile(self, group: str) -> None:
         """Bring the group to its desired capacity (the heart of Auto Scaling's capacity loop)."""
         if group not in self.groups or group not in self.asb.autoscaling_groups:

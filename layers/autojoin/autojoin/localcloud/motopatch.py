@@ -192,6 +192,9 @@ def _notify_terminate_instances(original: Callable[..., Any]) -> Callable[..., A
 
 
 def _set_instance_protection(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Lifting scale-in protection terminates nothing by itself; Auto Scaling's next capacity check does,
+    when desired is below the members (here: a reconcile of the group right after the change)."""
+
     def set_instance_protection(
         self: Any, group_name: str, instance_ids: list[str], protected_from_scale_in: bool | None
     ) -> None:
