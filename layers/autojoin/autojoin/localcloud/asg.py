@@ -105,6 +105,7 @@ class Replacement:
     started: datetime
     targets: set[str] = field(default_factory=set)  # instances to replace (refresh/lifetime)
     launch_first: bool = False
+    refresh_protected: bool = False  # ScaleInProtectedInstances: Refresh (protected instances are replaced)
     surge: int = 0  # instances launched above desired, awaiting their partner's termination
     refused_since: datetime | None = None
     status: str = "InProgress"  # InProgress | Successful | Failed | Cancelled
@@ -843,8 +844,11 @@ class AsgEngine:
 
     # --- instance refresh, max instance lifetime, AZ rebalance ------------------------------------
 
-    def start_instance_refresh(self, group: str, *, launch_before_terminate: bool = False) -> str:
-        """StartInstanceRefresh: replace every instance, one at a time, asking the policy each time."""
+    def start_instance_refresh(
+        self, group: str, *, launch_before_terminate: bool = False, refresh_protected: bool = False
+    ) -> str:
+        """StartInstanceRefresh: replace every instance, one at a time, asking the policy each time.
+        ``refresh_protected``: ScaleInProtectedInstances Refresh (otherwise protected ones are skipped)."""
         current = self.replacements.get(group)
         if current is not None and current.cause == "INSTANCE_REFRESH" and current.status == "InProgress":
             raise RefreshInProgress(
@@ -857,6 +861,7 @@ class AsgEngine:
             self._now(),
             targets=targets,
             launch_first=launch_before_terminate,
+            refresh_protected=refresh_protected,
             refresh_id=self._uuid(),
             total=len(targets),
         )
@@ -941,7 +946,11 @@ class AsgEngine:
             ]
             eligible = zone_candidates
         else:
-            eligible = [s for s in members if s.instance.id in rep.targets and not s.protected_from_scale_in]
+            eligible = [
+                s
+                for s in members
+                if s.instance.id in rep.targets and (rep.refresh_protected or not s.protected_from_scale_in)
+            ]
         if not eligible:  # what is left is protected from scale-in
             self._end(group, rep, "Successful" if rep.cause != "REBALANCE" else "Failed")
             return

@@ -329,9 +329,13 @@ class LocalCloud:
         self._zone(zone)
         self.engine.zone_recover(zone)
 
-    def start_instance_refresh(self, group: str, *, launch_before_terminate: bool = False) -> str:
+    def start_instance_refresh(
+        self, group: str, *, launch_before_terminate: bool = False, refresh_protected: bool = False
+    ) -> str:
         return self.engine.start_instance_refresh(
-            self._group(group).name, launch_before_terminate=launch_before_terminate
+            self._group(group).name,
+            launch_before_terminate=launch_before_terminate,
+            refresh_protected=refresh_protected,
         )
 
     def rebalance(self, group: str) -> None:

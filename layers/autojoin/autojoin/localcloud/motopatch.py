@@ -105,8 +105,11 @@ def start_instance_refresh(self: Any) -> Any:
     eng, group = _managed_group(self)
     prefs = self._get_param("Preferences") or {}
     launch_first = int(prefs.get("MaxHealthyPercentage", 100)) > 100
+    protected = prefs.get("ScaleInProtectedInstances") == "Refresh"
     try:
-        refresh_id = eng.start_instance_refresh(group, launch_before_terminate=launch_first)
+        refresh_id = eng.start_instance_refresh(
+            group, launch_before_terminate=launch_first, refresh_protected=protected
+        )
     except RefreshInProgress as exc:
         raise _InstanceRefreshInProgress(str(exc)) from None
     return ActionResult({"InstanceRefreshId": refresh_id})
