@@ -44,7 +44,7 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # action -> (requ
     "crash": (frozenset({"target"}), frozenset()),
     "az_outage": (frozenset({"zone"}), frozenset()),
     "az_recover": (frozenset({"zone"}), frozenset()),
-    "instance_refresh": (frozenset({"group"}), frozenset()),
+    "instance_refresh": (frozenset({"group"}), frozenset({"preferences"})),
     "rotate_tokens": (frozenset({"role"}), frozenset()),
     "deliver": (frozenset({"event"}), frozenset({"duplicate", "delay"})),
     "wait": (frozenset({"seconds"}), frozenset()),
@@ -133,6 +133,16 @@ class Expect(BaseModel):
         return [(k, v) for k, v in self.model_dump(exclude_none=True).items()]
 
 
+class RefreshPreferences(BaseModel):
+    """The StartInstanceRefresh preferences the local cloud models (AWS's names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    MinHealthyPercentage: int = Field(default=90, ge=0, le=100)
+    MaxHealthyPercentage: int = Field(default=100, ge=100, le=200)  # above 100: launch before terminate
+    ScaleInProtectedInstances: Literal["Refresh", "Ignore", "Wait"] = "Wait"
+
+
 class Step(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -149,6 +159,7 @@ class Step(BaseModel):
     duplicate: bool = False
     delay: float = Field(default=0.0, ge=0)
     seconds: float | None = Field(default=None, ge=0)
+    preferences: RefreshPreferences | None = None
     expect: Expect | None = None
 
     @field_validator("at")

@@ -211,7 +211,12 @@ class _Runner:
             cloud.zone_recover(str(step.zone))
         elif a == "instance_refresh":
             assert ts.group_role is not None
-            cloud.start_instance_refresh(w.groups[ts.group_role])
+            prefs = step.preferences
+            cloud.start_instance_refresh(
+                w.groups[ts.group_role],
+                launch_before_terminate=prefs is not None and prefs.MaxHealthyPercentage > 100,
+                refresh_protected=prefs is not None and prefs.ScaleInProtectedInstances == "Refresh",
+            )
         elif a == "rotate_tokens":
             role = step.role or Role.MANAGER
             cloud.rotate_secret("ManagerTokenSecret" if role is Role.MANAGER else "WorkerTokenSecret")
