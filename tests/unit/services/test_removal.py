@@ -157,3 +157,17 @@ def test_at_the_floor_nothing_is_released_and_the_reason_is_given() -> None:
     report = w.svc.tick("guard")
     assert report.released is None
     assert report.blocked and "MinManagers" in report.blocked
+
+
+def test_removals_that_waited_together_keep_the_one_whose_removal_hurts_most() -> None:
+    w = World(desired=2)
+    assert w.svc.handle(w.terminate("i-m1"), "h1").outcome is Outcome.REMOVED  # 2-2-1 -> 1-2-1
+    w.state.acquire_lease("demo", "busy", 300)  # the other two arrive while another change holds it
+    lone, spare = w.terminate("i-m3"), w.terminate("i-m2")  # c's only manager first, then one of b's
+    assert w.svc.handle(lone, "h2").outcome is Outcome.WAITING
+    assert w.svc.handle(spare, "h3").outcome is Outcome.WAITING
+    w.state.release_lease("demo", "busy")
+    outcomes = {d.instance_id: d.outcome for d in w.svc.resume_waiting("guard")}
+    assert outcomes == {"i-m2": Outcome.REMOVED, "i-m3": Outcome.RETAINED}
+    zones = sorted(m.labels["az"] for m in w.h.swarm.members() if m.role is Role.MANAGER)
+    assert zones == ["a", "b", "c"]  # 1-1-1, not 1-2-0
