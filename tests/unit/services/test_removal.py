@@ -171,3 +171,19 @@ def test_removals_that_waited_together_keep_the_one_whose_removal_hurts_most() -
     assert outcomes == {"i-m2": Outcome.REMOVED, "i-m3": Outcome.RETAINED}
     zones = sorted(m.labels["az"] for m in w.h.swarm.members() if m.role is Role.MANAGER)
     assert zones == ["a", "b", "c"]  # 1-1-1, not 1-2-0
+
+
+def test_a_worker_drain_is_bounded_and_keeps_the_hook_alive() -> None:
+    w = World(workers=1)
+
+    class Busy(type(w.h.swarm)):  # type: ignore[misc]
+        def running_tasks(self, node_id: str) -> int:
+            return 2  # tasks that never move
+
+    w.h.swarm.__class__ = Busy
+    decision = w.svc.handle(w.terminate("i-w1"), "h1")
+    assert decision.outcome is Outcome.REMOVED
+    assert decision.reason.startswith("drain timed out")
+    assert decision.steps[:2] == ("drain", "leave")
+    # 300 s of drain at one heartbeat a minute
+    assert w.fleet.heartbeats.count("i-w1") == int(w.svc.config.drain_timeout // w.svc.config.heartbeat_every)
