@@ -197,12 +197,14 @@ def on_terminate(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
     logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id, asg=action.group)
     decision = deps.removal.handle(action, _holder(context, f"terminate:{action.instance_id}"))
     _report_removal(decision.to_dict())
+    for other in decision.also:
+        _report_removal(other.to_dict())
     return decision.to_dict()
 
 
 def _report_removal(decision: dict[str, Any]) -> None:
     outcome = str(decision["outcome"])
-    fields = {k: v for k, v in decision.items() if k != "reason" and v not in (None, [], "")}
+    fields = {k: v for k, v in decision.items() if k not in {"reason", "also"} and v not in (None, [], "")}
     if outcome == "retained":
         logger.error(decision["reason"], extra={"decision": outcome, **fields})
     elif outcome in {"waiting", "ignored"}:

@@ -331,7 +331,12 @@ class World:
             for role, _inst, real in members
         )
         deps.state.save_snapshot(
-            ClusterView(cluster=cluster, nodes=nodes, zones=self.spec.group_zones(Role.MANAGER))
+            ClusterView(
+                cluster=cluster,
+                nodes=nodes,
+                zones=self.spec.group_zones(Role.MANAGER),
+                taken_at=self.cloud.clock.now(),
+            )
         )
 
     # --- observation -------------------------------------------------------------------------------
