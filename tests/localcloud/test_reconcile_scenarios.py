@@ -56,6 +56,7 @@ def test_half_an_hour_without_the_az_holding_two_managers() -> None:
     changes = reconciler_changes(doc)
     assert not {"SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup"} & set(changes), changes
     assert doc["final"]["voters"] == 5 and doc["final"]["managers"] == 5
+    assert sorted(doc["final"]["layout"].values()) == [1, 2, 2]
 
 
 def test_flapping_az_health_causes_no_churn() -> None:
