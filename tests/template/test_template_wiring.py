@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 from tests.template import template_model as tm
 
-FUNCTIONS = {"OnLaunchFunction": "on_launch", "RotateTokensFunction": "rotate_tokens"}
+FUNCTIONS = {
+    "OnLaunchFunction": "on_launch",
+    "RotateTokensFunction": "rotate_tokens",
+    "ReconcileFunction": "reconcile",
+}
 LAUNCH_RULE = "OnLaunchFunctionLaunchLifecycle"
 
 
