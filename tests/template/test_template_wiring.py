@@ -14,6 +14,7 @@ FUNCTIONS = {
     "RotateTokensFunction": "rotate_tokens",
     "OnTerminateFunction": "on_terminate",
     "TerminationPolicyFunction": "termination_policy",
+    "ReconcileFunction": "reconcile",
 }
 LAUNCH_RULE = "OnLaunchFunctionLaunchLifecycle"
 TERMINATE_RULE = "OnTerminateFunctionTerminateLifecycle"

@@ -15,7 +15,7 @@ EXIT_BAD_INPUT = 2
 EXIT_VIOLATION = 1
 
 
-def replay_command(
+def replay_command(  # noqa: PLR0917 - one typer option each
     event: Annotated[str, typer.Argument(metavar="EVENT.json", help="An input as AWS would deliver it.")],
     state: Annotated[
         str | None,
@@ -30,6 +30,10 @@ def replay_command(
     template: Annotated[
         str, typer.Option("--template", metavar="PATH", help="The SAM template to wire from.")
     ] = "template.yaml",
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Deploy with DryRun=true: the reconciler decides, changes nothing."),
+    ] = False,
 ) -> None:
     """Replay one input on the local cloud: the decision, the AWS calls it made, the resulting cluster.
 
@@ -47,6 +51,8 @@ def replay_command(
     try:
         given = read_event(Path(event))
         spec = load_state(Path(state) if state is not None else None)
+        if dry_run:
+            spec = spec.dry_run()
         result = replay(given, spec, seed=seed, template=Path(template))
     except (AutojoinError, LocalCloudError, TemplateError) as exc:
         typer.echo(f"error: {exc}", err=True)

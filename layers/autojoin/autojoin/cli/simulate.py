@@ -7,6 +7,7 @@ Exit 0 when every expectation held and no invariant was broken by autojoin's own
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,10 @@ def simulate_command(
     template: Annotated[
         str, typer.Option("--template", metavar="PATH", help="The SAM template to wire from.")
     ] = "template.yaml",
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Deploy with DryRun=true: the reconciler decides, changes nothing."),
+    ] = False,
 ) -> None:
     """Run a scenario on the local cloud: the layout and tolerance after each step, and a verdict.
 
@@ -51,6 +56,9 @@ def simulate_command(
 
     try:
         loaded = load_scenario(Path(scenario))
+        if dry_run:
+            dry = loaded.scenario.model_copy(update={"cluster": loaded.scenario.cluster.dry_run()})
+            loaded = replace(loaded, scenario=dry)
     except AutojoinError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None

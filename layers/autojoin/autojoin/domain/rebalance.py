@@ -235,7 +235,8 @@ class RebalanceStep:
     plan: tuple[str, ...] = ()  # the rest of the plan, "add us-east-1c -> 3-2-1 (tolerates 0)"
 
     def describe(self) -> str:
-        where = f" {self.instance_id or ''} in {self.az}" if self.az else ""
+        who = f" {self.instance_id}" if self.instance_id else ""
+        where = f"{who} in {self.az}" if self.az else ""
         return f"{self.kind.value}{where}: {self.reason}"
 
 
