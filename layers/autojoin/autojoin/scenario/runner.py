@@ -253,7 +253,6 @@ def simulate(
     steps = loaded.steps
     with World(scenario.cluster, seed=the_seed, template=template) as world:
         runner = _Runner(world)
-        world.cloud.enable_schedules()  # the template's rate() rules run on the simulated clock
         current: list[int | None] = [None]
         watched: list[Violation] = []
 
