@@ -123,7 +123,12 @@ def test_terminate_lifecycle_actions(name: str) -> None:
         assert isinstance(doc["decision"], dict), doc["decision"]
         # the first run is the terminate hook's; a replacement's launch may follow (desired unchanged)
         assert doc["invocations"][0]["function"] == "OnTerminateFunction"
-        assert {i["function"] for i in doc["invocations"]} <= {"OnTerminateFunction", "OnLaunchFunction"}
+        # (the results of the launch and terminate reach the reconciler too)
+        assert {i["function"] for i in doc["invocations"]} <= {
+            "OnTerminateFunction",
+            "OnLaunchFunction",
+            "ReconcileFunction",
+        }
         expected = {
             "autoscaling_terminate_manager": "waiting",  # 1 of 3 managers: below the floor until replaced
             "autoscaling_terminate_worker": "removed",
