@@ -170,7 +170,9 @@ class Deps:
     def rotation(self) -> RotationService:
         from autojoin.services.rotation import RotationService
 
-        return RotationService(self.settings, vault=self.vault, orchestrator=self.orchestrator)
+        return RotationService(
+            self.settings, vault=self.vault, orchestrator=self.orchestrator, state=self.state
+        )
 
 
 def build_deps(

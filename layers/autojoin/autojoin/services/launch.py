@@ -8,10 +8,15 @@ Flow for one launch lifecycle action (docs/token-delivery.md has the security si
 3. No cluster yet: a manager claims the bootstrap (conditional write; exactly one wins) and runs init;
    everyone else is recorded as pending (with a heartbeat) and joined by whoever finishes the bootstrap
    (or, for launches a lost event left behind, by the reconciler).
-4. Join: put a read-once ticket in the instance's own hand-off slot, have the node take it and join,
-   withdraw whatever is left; a refused (just-rotated) token is refreshed and tried once more.
-5. Verify the node is Ready with the expected role, label it, CONTINUE. Any failure to join → ABANDON
-   (the group replaces the instance): the safe result of a launch hook.
+4. The event's instance must be a member of the event's group and in Pending:Wait (else: ignored,
+   nothing is offered): a ticket is only ever written for an instance the group is launching.
+5. Join: put a read-once ticket in the instance's own hand-off slot, have the node take it and join,
+   withdraw whatever is left; a refused (just-rotated) token is refreshed and tried once more, and a
+   token refused twice (a rotation is half-way) defers the launch rather than abandon it.
+6. Verify the node id the node reported: it must be a node that was not in the swarm before this join,
+   with the expected role, labelled for no other instance — a node may report any id. Then wait for it
+   to be Ready, label it, CONTINUE. Any other failure to join → ABANDON (the group replaces the
+   instance): the safe result of a launch hook.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from autojoin.ports import (
 )
 
 SWARM_PORT = 2377
+PENDING_WAIT = "Pending:Wait"
 
 
 class Outcome(StrEnum):
@@ -148,6 +154,16 @@ class LaunchService:
         instance = self.fleet.instance(action.instance_id)
         if instance is None or instance.gone:
             return LaunchDecision(Outcome.GONE, "instance is gone: nothing to do", action.instance_id, role)
+        mismatch = _not_launching_in(instance, action.group)
+        if mismatch:
+            return LaunchDecision(
+                Outcome.IGNORED,
+                mismatch,
+                instance.instance_id,
+                role,
+                instance.az,
+                error="NotLaunchingInGroup",
+            )
 
         if not self.state.is_bootstrapped(self.config.cluster):
             if role is Role.MANAGER and self._claim_bootstrap(instance.instance_id):
@@ -238,12 +254,20 @@ class LaunchService:
 
     def _finish_pending(self) -> tuple[LaunchDecision, ...]:
         out: list[LaunchDecision] = []
-        for action, role in self.state.pending(self.config.cluster):
+        for action, _recorded_role in self.state.pending(self.config.cluster):
             group = self.fleet.group(action.group)
             instance = self.fleet.instance(action.instance_id)
-            if group is None or instance is None or instance.gone:
+            if (
+                group is None
+                or group.cluster != self.config.cluster
+                or group.role is None
+                or instance is None
+                or instance.gone
+                or _not_launching_in(instance, action.group)
+            ):
                 self.state.remove_pending(self.config.cluster, action.instance_id)
                 continue
+            role = group.role  # read again from the group's tags: never trust the recorded role
             try:
                 decision = self._join(action, group, role, instance)
             except JoinDeferred as exc:
@@ -272,8 +296,10 @@ class LaunchService:
                 outcome, reason = Outcome.ALREADY_MEMBER, "already a member with the right role"
             else:
                 node_id = self._hand_off_and_join(iid, role, members)
+                if any(m.node_id == node_id for m in members):
+                    raise _ForeignNode("the node reported the id of a node that was in the swarm before")
                 outcome, reason = Outcome.JOINED, f"joined as {role.value}"
-            self._await_ready(node_id, role)
+            self._await_ready(node_id, role, iid)
             self.orchestrator.label(node_id, _labels(instance, group))
         except NodeNotReady as exc:
             # The node is still booting (SSM not registered, user data not done): keep its hook alive and
@@ -286,6 +312,15 @@ class LaunchService:
             return self._wait(action, role, instance, _cluster_down(exc), error=type(exc).__name__)
         except SecretMissing as exc:
             return self._abandon(action, role, instance, f"no {role.value} token in the vault", exc)
+        except InvalidJoinToken as exc:
+            # Refused twice, refreshed in between: a rotation is half-way (the swarm holds a token the
+            # secret does not have yet). The rotation's own steps (retry, testSecret's re-sync) bring the
+            # secret back to what the swarm holds: keep the hook alive and try again, never abandon.
+            why = "the join token was refused twice (a rotation is under way)"
+            waiting = self._wait(action, role, instance, why, error=type(exc).__name__)
+            if waiting.outcome is Outcome.GONE:
+                return waiting
+            raise JoinDeferred(f"{iid}: {why}; its launch stays pending") from exc
         except OrchestratorError as exc:
             return self._abandon(action, role, instance, f"join failed: {type(exc).__name__}", exc)
         done = self.fleet.complete(action, LifecycleResult.CONTINUE)
@@ -315,10 +350,13 @@ class LaunchService:
             finally:
                 self.handoff.withdraw(instance_id)
 
-    def _await_ready(self, node_id: str, role: Role) -> None:
+    def _await_ready(self, node_id: str, role: Role, instance_id: str) -> None:
         waited = 0.0
         while True:
             member = next((m for m in self.orchestrator.members() if m.node_id == node_id), None)
+            owner = None if member is None else (member.instance_id or member.labels.get("instance-id"))
+            if owner is not None and owner != instance_id:
+                raise _ForeignNode("the node reported the id of a node labelled for another instance")
             if member is not None and member.ready and member.role is role:
                 return
             if waited >= self.config.join_wait:
@@ -381,6 +419,22 @@ class LaunchService:
 
 class _NotReady(OrchestratorError):
     """The node joined but never showed Ready with the expected role."""
+
+
+class _ForeignNode(OrchestratorError):
+    """The node id a node reported belongs to another node: never label it (the launch is abandoned)."""
+
+
+def _not_launching_in(instance: InstanceInfo, group: str) -> str:
+    """Why ``instance`` is not being launched by ``group`` ('' when it is)."""
+    if instance.group != group:
+        return f"instance {instance.instance_id} is not a member of group {group}: nothing is offered"
+    if instance.lifecycle_state != PENDING_WAIT:
+        return (
+            f"instance {instance.instance_id} is {instance.lifecycle_state or 'in no lifecycle state'}, "
+            f"not {PENDING_WAIT}: nothing is offered"
+        )
+    return ""
 
 
 def _cluster_down(exc: Exception) -> str:
