@@ -42,7 +42,7 @@ def make(*, cluster: bool = True) -> Setup:
     swarm = SimSwarm(
         SimClock(),
         take_ticket=handoff.take,
-        store_token=lambda r, t, v: holder[0].store(r, t, v),
+        store_token=lambda r, t, v: holder[0].store(r, t, v),  # noqa: PLW0108 - holder is filled below
         address_of=lambda i: "10.0.0.1",
         read_pending=vault.pending,
     )
