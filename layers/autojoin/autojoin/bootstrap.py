@@ -101,7 +101,7 @@ class Deps:
             return self.orchestrator_override
         from autojoin.adapters.swarm.orchestrator import SwarmOrchestrator
 
-        return SwarmOrchestrator(self.runner, self.manager_instances)
+        return SwarmOrchestrator(self.runner, self.manager_instances, join_timeout=self.settings.join_timeout)
 
     @cached_property
     def runner(self) -> CommandRunner:
@@ -155,6 +155,7 @@ class Deps:
             cluster=self.settings.cluster,
             handoff_ttl=self.settings.handoff_ttl,
             join_wait=self.settings.join_wait,
+            join_timeout=self.settings.join_timeout,
         )
         return LaunchService(
             config,

@@ -438,3 +438,16 @@ def test_a_node_id_that_is_not_the_joining_nodes_is_never_labelled(world: World)
     assert (d.outcome, d.result, d.error) == (Outcome.ABANDONED, LifecycleResult.ABANDON, "_ForeignNode")
     labels = next(m.labels for m in swarm.members() if m.node_id == manager_id)
     assert labels["instance-id"] == manager.instance_id and labels["asg"] == "mgr"
+
+
+def test_pending_launches_start_only_while_a_whole_join_budget_is_left(world: World) -> None:
+    first = world.launch(Role.MANAGER, "us-east-1a")
+    assert world.state.claim_bootstrap("demo", first.instance_id)
+    worker = world.launch(Role.WORKER, "us-east-1b")
+    assert world.service.handle(worker).outcome is Outcome.PENDING
+    budget = world.service.config.join_budget
+    done = world.service.handle(first, time_left=lambda: budget - 1)
+    assert done.outcome is Outcome.BOOTSTRAPPED
+    assert [(d.instance_id, d.outcome) for d in done.also_joined] == [(worker.instance_id, Outcome.PENDING)]
+    assert [a.instance_id for a, _r in world.state.pending("demo")] == [worker.instance_id]
+    assert world.handoff.offered == []  # no join was started that could be cut off before its clean-up

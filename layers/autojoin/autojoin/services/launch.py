@@ -21,7 +21,7 @@ Flow for one launch lifecycle action (docs/token-delivery.md has the security si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -105,6 +105,14 @@ class LaunchConfig:
     handoff_ttl: int = 900
     join_wait: float = 60.0
     poll_interval: float = 2.0
+    join_timeout: float = 120.0  # what one join may take on the node (the orchestrator's join timeout)
+    margin: float = 30.0  # kept free after a join for its clean-up (withdraw the ticket, complete)
+
+    @property
+    def join_budget(self) -> float:
+        """Seconds one join needs, clean-up included: the function's timeout must exceed it
+        (tests/template checks template.yaml), and no join starts with less time left."""
+        return self.join_timeout + self.join_wait + self.margin
 
 
 class LaunchService:
@@ -128,7 +136,11 @@ class LaunchService:
         self.clock = clock
 
     # ---------------------------------------------------------------------------------------------
-    def handle(self, action: LifecycleAction) -> LaunchDecision:
+    def handle(
+        self, action: LifecycleAction, *, time_left: Callable[[], float] | None = None
+    ) -> LaunchDecision:
+        """``time_left``: seconds left in this invocation (the Lambda context); pending launches are only
+        started while a whole join budget remains, so every join's ``finally`` gets to run."""
         if action.kind is LifecycleKind.TEST:
             return LaunchDecision(Outcome.IGNORED, "test notification: nothing to complete")
         if action.kind is not LifecycleKind.LAUNCHING:
@@ -167,13 +179,13 @@ class LaunchService:
 
         if not self.state.is_bootstrapped(self.config.cluster):
             if role is Role.MANAGER and self._claim_bootstrap(instance.instance_id):
-                return self._bootstrap(action, group, instance)
+                return self._bootstrap(action, group, instance, time_left)
             return self._wait(action, role, instance, "the cluster has no manager yet")
         decision = self._join(action, group, role, instance)
         if decision.outcome is Outcome.PENDING:
             return decision
         self.state.remove_pending(self.config.cluster, instance.instance_id)  # if an earlier try left it
-        pending = self._finish_pending() if decision.outcome is Outcome.JOINED else ()
+        pending = self._finish_pending(time_left) if decision.outcome is Outcome.JOINED else ()
         return _with_also(decision, pending)
 
     # ---------------------------------------------------------------------------------------------
@@ -190,7 +202,13 @@ class LaunchService:
             self.state.release_bootstrap(cluster, owner)  # conditional: only if still unfinished and its
         return self.state.claim_bootstrap(cluster, instance_id)
 
-    def _bootstrap(self, action: LifecycleAction, group: GroupInfo, instance: InstanceInfo) -> LaunchDecision:
+    def _bootstrap(
+        self,
+        action: LifecycleAction,
+        group: GroupInfo,
+        instance: InstanceInfo,
+        time_left: Callable[[], float] | None = None,
+    ) -> LaunchDecision:
         cluster = self.config.cluster
         try:
             node_id = self.orchestrator.init(instance.instance_id, instance.private_ip or "")
@@ -225,7 +243,7 @@ class LaunchService:
             node_id,
         )
         self._save_snapshot()
-        return _with_also(decision, self._finish_pending())
+        return _with_also(decision, self._finish_pending(time_left))
 
     def _wait(
         self,
@@ -252,9 +270,18 @@ class LaunchService:
             error=error,
         )
 
-    def _finish_pending(self) -> tuple[LaunchDecision, ...]:
+    def _finish_pending(self, time_left: Callable[[], float] | None = None) -> tuple[LaunchDecision, ...]:
         out: list[LaunchDecision] = []
         for action, _recorded_role in self.state.pending(self.config.cluster):
+            if time_left is not None and time_left() < self.config.join_budget:
+                # not enough time for a whole join and its clean-up: the record stays for the next
+                # invocation or the reconciler
+                out.append(
+                    LaunchDecision(
+                        Outcome.PENDING, "not enough time left in this invocation", action.instance_id
+                    )
+                )
+                continue
             group = self.fleet.group(action.group)
             instance = self.fleet.instance(action.instance_id)
             if (
