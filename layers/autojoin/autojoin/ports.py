@@ -199,8 +199,8 @@ class Orchestrator(ABC):
         """
 
     @abstractmethod
-    def sync_token(self, role: Role) -> None:
-        """Store the token the cluster accepts now as the new AWSCURRENT (testSecret's repair)."""
+    def sync_token(self, role: Role, version_id: str) -> None:
+        """Store the token the cluster accepts now as AWSPENDING ``version_id`` (testSecret's repair)."""
 
     @abstractmethod
     def token_works(self, role: Role, version_id: str) -> bool:

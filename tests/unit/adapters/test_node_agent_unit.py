@@ -572,7 +572,7 @@ def test_the_put_after_a_rotation_is_retried(
     assert (code, result) == (0, {"rotated": True})
     assert agent.pending_token(sm, "wrk", version) == swarm.tokens["Worker"]
     failures.extend([ClientError({"Error": {"Code": "InternalServiceError"}}, "PutSecretValue")] * 9)
-    code, result, _ = run(["sync-token", "--role", "worker"], Session())
+    code, result, _ = run(["sync-token", "--role", "worker", "--version-id", UUID], Session())
     assert (code, result["error"]) == (1, "store_failed")
 
 
@@ -581,8 +581,9 @@ def test_sync_token_stores_the_swarms_token_as_current(aws: boto3.Session, engin
     agent.store_token(sm, "wrk", TOKEN_W)
     swarm = SwarmState(engine)
     swarm.tokens["Worker"] = TOKEN_W2
-    assert run(["sync-token", "--role", "worker"], aws)[1] == {"stored": True}
-    assert sm.get_secret_value(SecretId="wrk", VersionStage="AWSCURRENT")["SecretString"] == TOKEN_W2
+    assert run(["sync-token", "--role", "worker", "--version-id", UUID], aws)[1] == {"stored": True}
+    assert agent.pending_token(sm, "wrk", UUID) == TOKEN_W2
+    assert run(["sync-token", "--role", "worker", "--version-id", UUID], aws)[1] == {"stored": True}  # again
 
 
 def test_rotate_on_a_worker_or_without_leader(aws: boto3.Session, engine: FakeEngine) -> None:

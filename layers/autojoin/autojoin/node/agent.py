@@ -8,7 +8,7 @@ document). The control plane runs it on the node (through SSM in production, in-
     autojoin-node init --advertise-addr IP
     autojoin-node rotate --role R --version-id V [--nonce HEX --current-mac HEX]
     autojoin-node check-token --role R --version-id V
-    autojoin-node sync-token --role R
+    autojoin-node sync-token --role R --version-id V
     autojoin-node leave [--force]
     autojoin-node info
 
@@ -503,9 +503,10 @@ def cmd_check_token(ctx: Context, role: str, version_id: str) -> dict[str, Any]:
     return {"matches": pending is not None and hmac.compare_digest(pending, current)}
 
 
-def cmd_sync_token(ctx: Context, role: str) -> dict[str, Any]:
-    """testSecret's repair: store the token the swarm accepts now as a new AWSCURRENT version."""
-    store_token(ctx.session.client("secretsmanager"), ctx.secret_id(role), join_token(ctx, role))
+def cmd_sync_token(ctx: Context, role: str, version_id: str) -> dict[str, Any]:
+    """testSecret's repair: store the token the swarm accepts now as AWSPENDING ``version_id`` (a fresh
+    version the control plane then makes AWSCURRENT)."""
+    store_token(ctx.session.client("secretsmanager"), ctx.secret_id(role), join_token(ctx, role), version_id)
     return {"stored": True}
 
 
@@ -541,6 +542,7 @@ def parser() -> argparse.ArgumentParser:
             r.add_argument("--current-mac")
     s = sub.add_parser("sync-token", add_help=False)
     s.add_argument("--role", required=True, choices=ROLES)
+    s.add_argument("--version-id", required=True)
     lv = sub.add_parser("leave", add_help=False)
     lv.add_argument("--force", action="store_true")
     sub.add_parser("info", add_help=False)
@@ -560,7 +562,7 @@ def run(argv: Sequence[str], env: Mapping[str, str], session: Any = None) -> dic
     if args.command == "check-token":
         return cmd_check_token(ctx, args.role, args.version_id)
     if args.command == "sync-token":
-        return cmd_sync_token(ctx, args.role)
+        return cmd_sync_token(ctx, args.role, args.version_id)
     if args.command == "leave":
         return cmd_leave(ctx, args.force)
     return swarm_info(ctx)

@@ -12,14 +12,15 @@ Rules (docs/token-delivery.md, "Rotation that cannot strand joins"):
   re-run blind: the node first reads what the swarm holds and, if the swarm no longer accepts AWSCURRENT
   (an earlier attempt rotated), stores that instead of rotating again.
 - testSecret repairs a mismatch (the swarm holds another token than AWSPENDING): the node stores the
-  swarm's token as AWSCURRENT and the stale pending version is dropped, so joins work again at once and
-  no later rotation is stuck behind it.
+  swarm's token as a fresh version, which becomes AWSCURRENT, and the stale pending version is dropped,
+  so joins work again at once and no later rotation is stuck behind it.
 - With no cluster yet, or no current token yet (the stack was just created), every step succeeds and
   does nothing: Secrets Manager runs testSecret when the rotation schedule is created.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -105,7 +106,11 @@ class RotationService:
         if self.orchestrator.token_works(role, version_id):
             return RotationDecision(role, the_step, "the swarm accepts the pending token")
         with self._lease(role, version_id):
-            self.orchestrator.sync_token(role)
+            # A fresh version takes what the swarm holds (Secrets Manager never changes a version's value)
+            # and becomes AWSCURRENT at once: joins work again before this rotation even finishes.
+            synced = str(uuid.uuid4())
+            self.orchestrator.sync_token(role, synced)
+            self.vault.promote_pending(role, synced)
             self.vault.drop_pending(role, version_id)
         return RotationDecision(
             role,

@@ -276,10 +276,11 @@ class SimSwarm(Orchestrator):
         self._stored[(role, version_id)] = self._tokens[role]
         self._store_token(role, SecretStr(self._tokens[role]), version_id)
 
-    def sync_token(self, role: Role) -> None:
-        """The node stores the cluster's current token as the new AWSCURRENT."""
+    def sync_token(self, role: Role, version_id: str) -> None:
+        """The node stores the cluster's current token as pending ``version_id``."""
         self._command_manager()
-        self._store_token(role, SecretStr(self._tokens[role]), None)
+        self._stored[(role, version_id)] = self._tokens[role]
+        self._store_token(role, SecretStr(self._tokens[role]), version_id)
 
     def token_works(self, role: Role, version_id: str) -> bool:
         """Compare the vault's pending version (``read_pending``) with the cluster's current token.

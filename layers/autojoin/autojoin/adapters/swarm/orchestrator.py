@@ -352,8 +352,8 @@ class SwarmOrchestrator(Orchestrator):
             args += ["--nonce", nonce, "--current-mac", mac]
         self._agent_on_manager(args)
 
-    def sync_token(self, role: Role) -> None:
-        self._agent_on_manager(["sync-token", "--role", role.value])
+    def sync_token(self, role: Role, version_id: str) -> None:
+        self._agent_on_manager(["sync-token", "--role", role.value, "--version-id", version_id])
 
     def token_works(self, role: Role, version_id: str) -> bool:
         return bool(
