@@ -133,7 +133,7 @@ class _Lease:
 
     def __enter__(self) -> None:
         if not self.state.acquire_lease(self.cluster, self.holder, self.ttl):
-            raise LeaseHeld(self.cluster, "another change")
+            raise LeaseHeld(self.cluster, self.state.lease_holder(self.cluster) or "another change")
 
     def __exit__(self, *_: object) -> None:
         self.state.release_lease(self.cluster, self.holder)
