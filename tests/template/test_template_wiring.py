@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 from tests.template import template_model as tm
 
+from autojoin.services.launch import LaunchConfig
+from autojoin.services.rotation import LEASE_TTL
+from autojoin.settings import Settings
+
 FUNCTIONS = {
     "OnLaunchFunction": "on_launch",
     "RotateTokensFunction": "rotate_tokens",
@@ -100,8 +104,30 @@ def test_function_shape(function: str, folder: str) -> None:
 
 
 def test_on_launch_timeout_and_rotation_timeout() -> None:
-    assert props("OnLaunchFunction")["Timeout"] == 120
+    # a slow join must not be killed before its `finally` withdraws the ticket: the function's timeout
+    # exceeds one whole join budget (the node's join timeout + the Ready wait + the clean-up margin)
+    env = props("OnLaunchFunction")["Environment"]["Variables"]
+    settings = Settings.from_env({k: v for k, v in env.items() if isinstance(v, str)} | _REQUIRED)
+    budget = LaunchConfig(
+        cluster="c", join_wait=settings.join_wait, join_timeout=settings.join_timeout
+    ).join_budget
+    assert props("OnLaunchFunction")["Timeout"] >= budget + 30
     assert 60 <= props("RotateTokensFunction")["Timeout"] <= 900
+    assert props("RotateTokensFunction")["Timeout"] < LEASE_TTL  # the lease outlives a rotation step
+
+
+_REQUIRED = {"AUTOJOIN_CLUSTER": "c", "AUTOJOIN_STATE_TABLE": "t"}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_logging_is_configured_explicitly(function: str) -> None:
+    assert props(function)["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "ApplicationLogLevel": {"Ref": "LogLevel"},
+        "SystemLogLevel": "WARN",
+    }
+    allowed = tm.raw()["Parameters"]["LogLevel"]["AllowedValues"]
+    assert set(allowed) <= {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}  # Lambda's names
 
 
 def test_layer() -> None:
