@@ -1,18 +1,27 @@
 """The one place that holds the Powertools Logger, Metrics and Tracer singletons.
 
+Cheap at import (a handler's cold start): Logger and Metrics only. The Tracer — and with it the X-Ray SDK,
+which patches botocore — is built on a handler's first invocation (``tracer`` is a lazy stand-in), so
+Active tracing keeps its subsegments without the SDK on the import path.
+
 A logging filter scrubs anything shaped like a Swarm join token from every record, as a last line of
 defence: the code never logs tokens (they travel as SecretStr), and tests prove it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
-from typing import TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.tracing import Tracer
 
 SERVICE = "autojoin"
 NAMESPACE = "Autojoin"
@@ -39,7 +48,54 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 logger = Logger(service=SERVICE, logger_handler=_StdoutHandler())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+
+
+class LazyTracer:
+    """Stands in for the Powertools ``Tracer``: the real one (X-Ray SDK import, botocore patching) is built
+    on first use, i.e. a handler's first invocation, not when the handler module is imported. Decorating
+    with ``capture_lambda_handler`` costs nothing at import; any other attribute builds the real tracer."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._tracer: Tracer | None = None
+
+    @property
+    def real(self) -> Tracer:
+        if self._tracer is None:
+            from aws_lambda_powertools.tracing import Tracer
+
+            self._tracer = Tracer(service=self._service)
+        return self._tracer
+
+    @property
+    def built(self) -> bool:
+        return self._tracer is not None
+
+    def capture_lambda_handler(
+        self, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+            traced: list[Callable[..., Any]] = []
+
+            @functools.wraps(handler)
+            def run(event: Any, context: Any, **kwargs: Any) -> Any:
+                if not traced:
+                    traced.append(
+                        self.real.capture_lambda_handler(
+                            handler, capture_response=capture_response, capture_error=capture_error
+                        )
+                    )
+                return traced[0](event, context, **kwargs)
+
+            return run
+
+        return decorate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+tracer = LazyTracer(SERVICE)
 
 __all__ = ["REDACTED", "TOKEN_PATTERN", "MetricUnit", "logger", "metrics", "redact", "tracer"]
 
