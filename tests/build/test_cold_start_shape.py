@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,11 +39,14 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
         app.lambda_handler({}, Context())
     except Exception:
         pass
-print(json.dumps({"import": at_import, "first": sorted(sys.modules), "app": app.__file__}))
+sampler = sys.modules["aws_xray_sdk.core"].xray_recorder.sampler
+client = getattr(getattr(sampler, "_connector", None), "_xray_client", None)
+xray = [type(client).__name__, getattr(client, "_client", "made") is None]
+print(json.dumps({"import": at_import, "first": sorted(sys.modules), "app": app.__file__, "xray": xray}))
 """
 
 
-def _loaded(check_build: Path, lid: str) -> dict[str, list[str]]:
+def _loaded(check_build: Path, lid: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"):
             spec = importlib.util.find_spec(name)
@@ -66,7 +70,7 @@ def _loaded(check_build: Path, lid: str) -> dict[str, list[str]]:
             [sys.executable, "-S", "-c", _CHILD], env=env, capture_output=True, text=True, check=False
         )
     assert done.returncode == 0, done.stderr[-3000:]
-    out: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     assert str(out["app"]).startswith(str(check_build / lid))
     return out
 
@@ -81,3 +85,5 @@ def test_handler_import_leaves_the_heavy_parts_to_the_first_call(check_build: Pa
     first = set(loaded["first"])
     assert "aws_xray_sdk.core" in first, f"{lid}: the first call did not start the tracer (tracing off?)"
     assert "autojoin.entrypoints" in first
+    # the X-Ray SDK's sampling client (unused in Lambda, most of the SDK's start-up) is not made
+    assert loaded["xray"] == ["_OnDemandClient", True], loaded["xray"]

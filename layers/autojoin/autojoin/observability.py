@@ -10,11 +10,12 @@ defence: the code never logs tokens (they travel as SecretStr), and tests prove 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from aws_lambda_powertools.logging import Logger
@@ -50,6 +51,41 @@ logger = Logger(service=SERVICE, logger_handler=_StdoutHandler())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
+class _OnDemandClient:
+    """A botocore client made on first attribute access (see ``_xray_sampling_client_on_demand``)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._make()
+        return getattr(self._client, name)
+
+
+@contextlib.contextmanager
+def _xray_sampling_client_on_demand() -> Iterator[None]:
+    """While the X-Ray SDK initialises, its sampling connector's botocore "xray" client is made on first
+    use instead of at once. Creating it loads the endpoint and service models: about 85% of the SDK's
+    start-up (aws-xray-sdk-python issues 273 and 311). In Lambda the client is never used (Lambda makes the
+    sampling decision; the centralized sampling poller never starts), elsewhere it is made when needed."""
+    from botocore.session import Session
+
+    create = Session.create_client
+
+    def create_client(session: Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        if service_name == "xray":
+            return _OnDemandClient(lambda: create(session, service_name, *args, **kwargs))
+        return create(session, service_name, *args, **kwargs)
+
+    Session.create_client = create_client  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Session.create_client = create  # type: ignore[method-assign]
+
+
 class LazyTracer:
     """Stands in for the Powertools ``Tracer``: the real one (X-Ray SDK import, botocore patching) is built
     on first use, i.e. a handler's first invocation, not when the handler module is imported. Decorating
@@ -64,7 +100,8 @@ class LazyTracer:
         if self._tracer is None:
             from aws_lambda_powertools.tracing import Tracer
 
-            self._tracer = Tracer(service=self._service)
+            with _xray_sampling_client_on_demand():
+                self._tracer = Tracer(service=self._service)
         return self._tracer
 
     @property
