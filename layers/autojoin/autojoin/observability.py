@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from aws_lambda_powertools.logging import Logger
-from aws_lambda_powertools.metrics import Metrics, MetricUnit
+from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.tracing import Tracer
@@ -134,7 +134,18 @@ class LazyTracer:
 
 tracer = LazyTracer(SERVICE)
 
-__all__ = ["REDACTED", "TOKEN_PATTERN", "MetricUnit", "logger", "metrics", "redact", "tracer"]
+__all__ = [
+    "NAMESPACE",
+    "REDACTED",
+    "TOKEN_PATTERN",
+    "MetricUnit",
+    "gauge",
+    "logger",
+    "metrics",
+    "redact",
+    "single_metric",
+    "tracer",
+]
 
 
 def redact(text: str) -> str:
@@ -158,3 +169,8 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     for key, val in dimensions.items():
         metrics.add_metadata(key=key, value=val)
+
+
+def gauge(name: str, value: float) -> None:
+    """A level, not an event (QuorumMargin, HealthyManagers...): one value per run, alarms read Minimum."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
