@@ -173,7 +173,9 @@ class LocalCloud(Controls, EventBus, LambdaRuntime, NodeSide):
             "ManagerCount": managers,
             "WorkerCount": workers,
             "LaunchHookTimeout": heartbeat_timeout,
+            "VpcId": vpc,
             "SubnetIds": subnets,
+            **{f"Zone{c}": self.zones[i % len(self.zones)] for i, c in enumerate("ABC")},
             "ImageId": images[0] if images else "ami-12c6146b",
         }
         derived.update(params or {})
