@@ -157,7 +157,8 @@ def test_scheduled_reconcile() -> None:
         assert isinstance(doc["decision"], dict), doc["decision"]
         assert [i["function"] for i in doc["invocations"]] == ["ReconcileFunction"]
     else:
-        assert doc["decision"].startswith("ignored: template.yaml has no schedule rule")
+        assert doc["decision"].startswith("ignored: no rule in template.yaml matches aws.events")
+        assert "no schedule rule" in doc["decision"]
 
 
 @pytest.mark.parametrize(
