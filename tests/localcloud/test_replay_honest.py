@@ -167,3 +167,21 @@ def test_envelopes_of_other_services_match_no_rule(tmp_path: Path, event: dict[s
         "decision"
     ]
     assert doc["invocations"] == []
+
+
+def test_the_template_is_found_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --template and no template.yaml here: $AUTOJOIN_TEMPLATE, else the one shipped in the package."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTOJOIN_TEMPLATE", raising=False)
+    event = str(EVENTS / "autoscaling_launch_worker.json")
+    shipped = runner.invoke(app, ["replay", event, "--json"])
+    assert shipped.exit_code == 0, shipped.output
+    assert json.loads(shipped.stdout)["decision"]["outcome"] == "joined"
+
+    monkeypatch.setenv("AUTOJOIN_TEMPLATE", TEMPLATE)
+    from_env = runner.invoke(app, ["replay", event, "--json"])
+    assert from_env.exit_code == 0, from_env.output
+
+    monkeypatch.setenv("AUTOJOIN_TEMPLATE", str(tmp_path / "nowhere.yaml"))
+    missing = runner.invoke(app, ["replay", event])
+    assert "$AUTOJOIN_TEMPLATE" in _one_error_line(missing)

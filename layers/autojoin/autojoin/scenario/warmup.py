@@ -13,7 +13,12 @@ Nothing here changes what the local cloud models, only what it costs to start (m
   X-Ray SDK's sampler client each took their own copy. One shared loader serves every session of the
   process; the models are read-only data, and botocore caches them per loader anyway.
 
-:func:`prepare` is idempotent and touches nothing but those two things.
+- moto's EC2 models load every region's instance-type offerings when imported (91 files, 0.4 s): they
+  are loaded when moto first asks for a region's list instead (``_LazyOfferings``).
+- moto's KMS generates an RSA-2048 private key for every key it creates, symmetric ones included
+  (0.15 s); the key is generated when something first signs, verifies or asks for the public key.
+
+:func:`prepare` is idempotent and touches nothing but these.
 """
 
 from __future__ import annotations
@@ -33,11 +38,94 @@ def amis_path() -> str:
 
 
 def prepare() -> None:
-    """Point moto at the small AMI list (if moto's EC2 models are not loaded yet) and share one botocore
-    model loader among every session of the process."""
+    """Point moto at the small AMI list (if moto's EC2 models are not loaded yet), share one botocore
+    model loader among every session of the process, and load moto's bulky data on first use."""
     if "moto.ec2.models.amis" not in sys.modules:
         os.environ.setdefault(AMIS_VARIABLE, amis_path())
     share_botocore_loader()
+    _lazy_instance_type_offerings()
+    _lazy_kms_private_keys()
+
+
+class _LazyOfferings(dict[str, Any]):
+    """``INSTANCE_TYPE_OFFERINGS[location_type]``: region -> offerings, each read on first access."""
+
+    def __init__(self, location_type: str, paths: dict[str, str], load: Any) -> None:
+        super().__init__()
+        self._location_type = location_type
+        self._paths = paths
+        self._load = load
+
+    def __missing__(self, region: str) -> Any:
+        if region not in self._paths:
+            raise KeyError(region)
+        offerings = self._load(self._paths[region])
+        for offering in offerings:
+            offering["LocationType"] = self._location_type
+        self[region] = offerings
+        return offerings
+
+    def get(self, region: str, default: Any = None) -> Any:
+        try:
+            return self[region]
+        except KeyError:
+            return default
+
+
+def _lazy_instance_type_offerings() -> None:
+    if "moto.ec2.models.instance_types" in sys.modules:
+        return
+    import moto.utilities.utils as moto_utils
+
+    original = moto_utils.load_resource
+    paths: dict[str, dict[str, str]] = {}
+
+    def deferred(resource: str) -> Any:
+        if "instance_type_offerings/" in resource:
+            *_, location_type, file = resource.split("/")
+            paths.setdefault(location_type, {})[file.split(".")[0]] = resource
+            return []
+        return original(resource)
+
+    moto_utils.load_resource = deferred
+    try:
+        from moto.ec2.models import instance_types
+    finally:
+        moto_utils.load_resource = original
+    for location_type, regions in paths.items():
+        instance_types.INSTANCE_TYPE_OFFERINGS[location_type] = _LazyOfferings(
+            location_type, regions, original
+        )
+
+
+class _LazyKey:
+    """A moto KMS private key made on first use."""
+
+    def __init__(self, key_spec: str, make: Any) -> None:
+        self._key_spec = key_spec
+        self._make = make
+        self._key: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._key is None:
+            self._key = self._make(self._key_spec)
+        return getattr(self._key, name)
+
+
+def _lazy_kms_private_keys() -> None:
+    import moto.kms.models as kms
+
+    if isinstance(getattr(kms, "generate_private_key", None), _LazyFactory):
+        return
+    kms.generate_private_key = _LazyFactory(kms.generate_private_key)  # type: ignore[attr-defined,assignment]
+
+
+class _LazyFactory:
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+    def __call__(self, key_spec: str) -> _LazyKey:
+        return _LazyKey(key_spec, self.make)
 
 
 def share_botocore_loader() -> Any:
