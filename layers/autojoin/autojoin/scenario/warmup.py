@@ -13,6 +13,8 @@ Nothing here changes what the local cloud models, only what it costs to start (m
   X-Ray SDK's sampler client each took their own copy. One shared loader serves every session of the
   process; the models are read-only data, and botocore caches them per loader anyway.
 
+- moto builds a new model loader for each service it parses a model of (listing botocore's data
+  folders each time): one shared moto loader serves them all.
 - moto's EC2 models load every region's instance-type offerings when imported (91 files, 0.4 s): they
   are loaded when moto first asks for a region's list instead (``_LazyOfferings``).
 - moto's KMS generates an RSA-2048 private key for every key it creates, symmetric ones included
@@ -43,8 +45,25 @@ def prepare() -> None:
     if "moto.ec2.models.amis" not in sys.modules:
         os.environ.setdefault(AMIS_VARIABLE, amis_path())
     share_botocore_loader()
+    _share_moto_loader()
     _lazy_instance_type_offerings()
     _lazy_kms_private_keys()
+
+
+def _share_moto_loader() -> None:
+    """moto parses a service's model (plus its moto-extras) with a new loader for every service, and each
+    new loader lists botocore's data folders again; one loader for all, with its caches, does the same."""
+    from moto.core import loaders, utils
+
+    if getattr(utils.create_loader, "autojoin_shared", False):  # type: ignore[attr-defined]
+        return
+    shared = loaders.create_loader()
+
+    def create_loader() -> loaders.Loader:
+        return shared
+
+    create_loader.autojoin_shared = True  # type: ignore[attr-defined]
+    utils.create_loader = create_loader  # type: ignore[attr-defined]
 
 
 class _LazyOfferings(dict[str, Any]):
