@@ -230,7 +230,9 @@ def test_a_rotation_step_without_a_cluster_is_reported_as_the_function_s_error(t
     }
 
 
-def test_an_event_naming_another_hook_is_mapped_to_the_template_s_hook(tmp_path: Path) -> None:
+def test_an_event_naming_another_hook_reaches_no_rule(tmp_path: Path) -> None:
+    """The template's rules match LifecycleHookName: another hook's action is not autojoin's to decide
+    (replay once renamed the hook to the template's and reported a join AWS would never run)."""
     event = json.loads((EVENTS / "autoscaling_launch_worker.json").read_text())
     event["detail"]["LifecycleHookName"] = "my-launch-hook"
     path = tmp_path / "e.json"
@@ -238,6 +240,9 @@ def test_an_event_naming_another_hook_is_mapped_to_the_template_s_hook(tmp_path:
     result = invoke(str(path), "--json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert "hook my-launch-hook is autojoin-launch in the template" in doc["setup"]
-    assert doc["decision"]["outcome"] == "joined"
-    assert [r["result"] for r in doc["lifecycle"]] == ["CONTINUE"]
+    assert (
+        "hook 'my-launch-hook' is not a hook of the template (autojoin-launch): no action opened"
+        in doc["setup"]
+    )
+    assert doc["decision"].startswith("ignored: no rule in template.yaml matches"), doc["decision"]
+    assert doc["lifecycle"] == [] and doc["invocations"] == []

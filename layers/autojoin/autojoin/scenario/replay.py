@@ -6,7 +6,6 @@ replay sets up (a launch action's instance in Pending:Wait with the event's toke
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,6 @@ class ReplayResult:
             "cluster": self.cluster_json,
             "violations": [v.to_json() for v in self.violations],
         }
-
-
-# LifecycleHookName as the Auto Scaling API constrains it (PutLifecycleHook: 1-255 of [A-Za-z0-9-_/])
-_HOOK_NAME = re.compile(r"[A-Za-z0-9\-_/]{1,255}")
 
 
 def _ignored(reason: str) -> str:
@@ -125,14 +120,12 @@ class _Replay:
 
         hooks = [h.name for h in self.cloud.engine.hooks_for(group, LAUNCHING if launch else TERMINATING)]
         if hooks and hook not in hooks:
-            if not (isinstance(hook, str) and _HOOK_NAME.fullmatch(hook)):
-                self.setup.append(f"hook name {hook!r} is not one Auto Scaling allows: no action opened")
-                return event
-            # the sample names another hook than the template: use the template's
-            self.world.aliases.add(hook, hooks[0])
-            event = self.world.rewrite_event(event)
-            self.setup.append(f"hook {hook} is {hooks[0]} in the template")
-            hook = hooks[0]
+            # another hook's action (another team's, or a sample's): the event stays as it is, and the
+            # template's rules decide whether any autojoin function hears of it
+            self.setup.append(
+                f"hook {hook!r} is not a hook of the template ({', '.join(hooks)}): no action opened"
+            )
+            return event
         # a new action with the event's token (one the state left open is replaced: the event is its notice)
         if self.world.open_action(iid, state, token=token, hook_name=hook) is None:
             kind = "launch" if launch else "terminate"
