@@ -197,6 +197,6 @@ def test_pip_install_then_replay_and_simulate_from_elsewhere(tmp_path: Path) -> 
         text=True,
         check=False,
     )
-    # it ran to a verdict (0: every expectation held, 1: one failed: the scenario's business, not the install's)
+    # it ran to a verdict (0: every expectation held, 1: one failed; the scenario's business, not ours)
     assert simulated.returncode in {0, 1}, (simulated.stdout[-2000:], simulated.stderr[-3000:])
     assert "final cluster" in simulated.stdout and "Traceback" not in simulated.stderr
