@@ -13,6 +13,8 @@ Nothing here changes what the local cloud models, only what it costs to start (m
   X-Ray SDK's sampler client each took their own copy. One shared loader serves every session of the
   process; the models are read-only data, and botocore caches them per loader anyway.
 
+- botocore builds a new client class and service model for every client (two dozen per replay): each
+  is built once per service, for sessions whose class-building handlers are the same.
 - moto builds a new model loader for each service it parses a model of (listing botocore's data
   folders each time): one shared moto loader serves them all.
 - moto's EC2 models load every region's instance-type offerings when imported (91 files, 0.4 s): they
@@ -45,9 +47,52 @@ def prepare() -> None:
     if "moto.ec2.models.amis" not in sys.modules:
         os.environ.setdefault(AMIS_VARIABLE, amis_path())
     share_botocore_loader()
+    _share_client_classes()
     _share_moto_loader()
     _lazy_instance_type_offerings()
     _lazy_kms_private_keys()
+
+
+def _share_client_classes() -> None:
+    """botocore builds a new client class (a method per operation: EC2 has 700) and a new service model
+    for every client, and the local cloud and the handlers create two dozen clients. The class and the
+    model depend only on the service's (shared, cached) model data: build each once per process."""
+    from botocore import client
+
+    creator: Any = client.ClientCreator  # private methods: not in botocore's stubs
+    if getattr(creator, "autojoin_shared", False):
+        return
+    load_model = creator._load_service_model
+    create_class = creator._create_client_class
+    models: dict[tuple[Any, ...], Any] = {}
+    classes: dict[tuple[Any, ...], Any] = {}
+
+    def _load_service_model(self: Any, service_name: str, api_version: str | None = None) -> Any:
+        key = (id(self._loader), service_name, api_version)
+        if key not in models:
+            models[key] = load_model(self, service_name, api_version)
+        return models[key]
+
+    def _create_client_class(self: Any, service_name: str, service_model: Any) -> Any:
+        # the class also depends on the session's creating-client-class handlers: key on the emitter's
+        key = (id(service_model), service_name, _class_hooks(self._event_emitter, service_model))
+        if key not in classes:
+            classes[key] = create_class(self, service_name, service_model)
+        return classes[key]
+
+    creator._load_service_model = _load_service_model
+    creator._create_client_class = _create_client_class
+    creator.autojoin_shared = True
+
+
+def _class_hooks(emitter: Any, service_model: Any) -> tuple[Any, ...]:
+    """The handlers a session runs when it builds a client class of this service (boto3 adds some)."""
+    name = f"creating-client-class.{service_model.service_id.hyphenize()}"
+    try:
+        handlers = emitter._emitter._handlers.prefix_search(name)
+    except AttributeError:  # another emitter: no sharing
+        return (object(),)
+    return tuple(getattr(h, "__qualname__", repr(h)) for h in handlers)
 
 
 def _share_moto_loader() -> None:
