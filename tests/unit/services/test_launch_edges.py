@@ -1,0 +1,244 @@
+"""LaunchService's join-path edges that a mutation audit found untested (issue 15): each test here fails
+with the named mutant applied (scripts/named_mutants.py applies them one by one)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from tests.unit.services.launch_world import ZONES, World, make_world, members_seen_as
+
+from autojoin.domain.model import LifecycleResult, Role
+from autojoin.errors import CommandFailed, NodeNotReady
+from autojoin.ports import CompletionOutcome
+from autojoin.services.launch import Outcome
+
+
+@pytest.fixture
+def world() -> World:
+    return make_world()
+
+
+def _cluster(world: World, managers: int = 1, workers: int = 0) -> list[str]:
+    ids = []
+    for i in range(managers):
+        action = world.launch(Role.MANAGER, ZONES[i % 3])
+        assert world.service.handle(action).result is LifecycleResult.CONTINUE
+        ids.append(action.instance_id)
+    for i in range(workers):
+        action = world.launch(Role.WORKER, ZONES[i % 3])
+        assert world.service.handle(action).outcome is Outcome.JOINED
+        ids.append(action.instance_id)
+    return ids
+
+
+# --- which groups are ours ------------------------------------------------------------------------------
+
+
+def test_a_group_of_another_cluster_is_ignored_even_when_it_carries_a_role(world: World) -> None:
+    _cluster(world)
+    world.fleet.add_group("theirs", "other-cluster", Role.WORKER, ZONES)
+    action = world.launch(Role.WORKER, "us-east-1a", group="theirs")
+    d = world.service.handle(action)
+    assert d.outcome is Outcome.IGNORED and "not a group of cluster demo" in d.reason
+    assert action.instance_id not in {iid for iid, _ in world.handoff.offered}  # no token handed out
+    assert action.instance_id not in {iid for iid, *_ in world.fleet.completions}
+    assert len(world.swarm.members()) == 1
+
+
+def test_a_group_of_this_cluster_without_a_role_is_ignored(world: World) -> None:
+    _cluster(world)
+    world.fleet.add_group("untagged", "demo", None, ZONES)
+    action = world.launch(Role.WORKER, "us-east-1a", group="untagged")
+    assert world.service.handle(action).outcome is Outcome.IGNORED
+    assert action.instance_id not in {iid for iid, _ in world.handoff.offered}
+
+
+# --- readiness after the join ---------------------------------------------------------------------------
+
+
+def test_a_node_that_never_shows_ready_is_abandoned_after_the_join_wait(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cluster(world)
+    action = world.launch(Role.WORKER, "us-east-1b")
+    new = lambda: {n for n in [world.swarm.node_id_of(action.instance_id)] if n}  # noqa: E731
+    monkeypatch.setattr(world.swarm, "members", members_seen_as(world.swarm.members, new, ready=False))
+    t0 = world.clock.now()
+    d = world.service.handle(action)
+    assert (d.outcome, d.result, d.error) == (Outcome.ABANDONED, LifecycleResult.ABANDON, "_NotReady")
+    assert d.reason == "join failed: _NotReady"
+    assert world.clock.now() - t0 == timedelta(seconds=60)  # join_wait, polled every 2 s, no more
+    assert world.fleet.completions[-1] == (
+        action.instance_id,
+        LifecycleResult.ABANDON,
+        CompletionOutcome.COMPLETED,
+    )
+    assert world.state.pending("demo") == []
+
+
+def test_a_node_that_shows_ready_with_the_wrong_role_is_abandoned(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cluster(world)
+    action = world.launch(Role.MANAGER, "us-east-1b")
+    new = lambda: {n for n in [world.swarm.node_id_of(action.instance_id)] if n}  # noqa: E731
+    monkeypatch.setattr(world.swarm, "members", members_seen_as(world.swarm.members, new, role=Role.WORKER))
+    d = world.service.handle(action)
+    assert (d.outcome, d.error) == (Outcome.ABANDONED, "_NotReady")
+
+
+def test_a_node_that_shows_ready_after_a_few_polls_joins_without_waiting_longer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cluster(world)
+    action = world.launch(Role.WORKER, "us-east-1b")
+    t0 = world.clock.now()
+    early = lambda: (  # noqa: E731
+        {n for n in [world.swarm.node_id_of(action.instance_id)] if n}
+        if world.clock.now() - t0 < timedelta(seconds=5)
+        else set()
+    )
+    monkeypatch.setattr(world.swarm, "members", members_seen_as(world.swarm.members, early, ready=False))
+    d = world.service.handle(action)
+    assert (d.outcome, d.result) == (Outcome.JOINED, LifecycleResult.CONTINUE)
+    assert world.clock.now() - t0 == timedelta(seconds=6)  # polls at 0, 2, 4 (not ready) and 6 (ready)
+
+
+# --- the hand-off slot is cleared whatever happens -------------------------------------------------------
+
+
+def test_a_ticket_the_node_never_took_is_withdrawn_after_a_failed_join(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cluster(world)
+
+    def broken(instance_id: str, role: Role) -> str:
+        raise CommandFailed("docker is not running")  # fails before the node reads its slot
+
+    monkeypatch.setattr(world.swarm, "join", broken)
+    action = world.launch(Role.WORKER, "us-east-1b")
+    d = world.service.handle(action)
+    assert (d.outcome, d.result, d.error) == (Outcome.ABANDONED, LifecycleResult.ABANDON, "CommandFailed")
+    assert world.handoff.offered[-1] == (action.instance_id, Role.WORKER)  # it was offered ...
+    assert world.handoff.slots == {}  # ... and withdrawn
+
+
+def test_a_ticket_the_node_never_took_is_withdrawn_when_the_node_is_still_booting(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cluster(world)
+
+    def booting(instance_id: str, role: Role) -> str:
+        raise NodeNotReady("SSM does not know the instance yet")
+
+    monkeypatch.setattr(world.swarm, "join", booting)
+    action = world.launch(Role.WORKER, "us-east-1b")
+    with pytest.raises(Exception, match="cannot run commands yet"):
+        world.service.handle(action)
+    assert world.handoff.slots == {}
+
+
+# --- the saved snapshot ----------------------------------------------------------------------------------
+
+
+def test_the_snapshot_holds_the_manager_groups_zones_only() -> None:
+    world = make_world(worker_zones=("us-east-1a", "us-east-1d"))
+    world.fleet.add_group("their-mgr", "other-cluster", Role.MANAGER, ("us-east-1z",))
+    _cluster(world, managers=1, workers=1)
+    view = world.state.snapshot("demo")
+    assert view is not None
+    assert view.zones == ZONES  # sorted, every manager AZ even without a manager, no worker-only AZ
+    assert view.taken_at == world.clock.now()
+
+
+def test_the_snapshot_records_each_nodes_health_reachability_and_labels(world: World) -> None:
+    ids = _cluster(world, managers=3, workers=2)
+    mgr_down, wrk_down = ids[2], ids[4]
+    world.swarm.crash(mgr_down)
+    world.swarm.crash(wrk_down)
+    world.clock.advance(60)  # past the swarm's down delay
+    _cluster(world, managers=0, workers=1)  # a join saves a fresh snapshot
+    view = world.state.snapshot("demo")
+    assert view is not None
+    by_id = {n.instance_id: n for n in view.nodes}
+    assert set(by_id) == {*ids, f"i-{world.n:017x}"}
+    assert {i for i, n in by_id.items() if not n.healthy} == {mgr_down, wrk_down}
+    assert {i for i, n in by_id.items() if not n.reachable} == {mgr_down}  # workers are always reachable
+    assert all(n.available for n in view.nodes)
+    assert [i for i, n in by_id.items() if n.leader] == [ids[0]]
+    first = by_id[ids[0]]
+    info = world.fleet.by_id[ids[0]]
+    assert (first.role, first.az, first.group, first.instance_type, first.address) == (
+        Role.MANAGER,
+        info.az,
+        "mgr",
+        "t3.small",
+        info.private_ip,
+    )
+    assert first.node_id == world.swarm.node_id_of(ids[0])
+    assert by_id[ids[3]].role is Role.WORKER and by_id[ids[3]].group == "wrk"
+    assert view.manager_layout() == {"us-east-1a": 1, "us-east-1b": 1, "us-east-1c": 0}
+
+
+# --- pending launches whose instance or group has gone ----------------------------------------------------
+
+
+def test_a_pending_launch_whose_instance_has_gone_is_dropped_when_the_cluster_appears(world: World) -> None:
+    worker = world.launch(Role.WORKER, "us-east-1c")
+    assert world.service.handle(worker).outcome is Outcome.PENDING
+    world.gone(worker.instance_id)
+    boot = world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
+    assert boot.outcome is Outcome.BOOTSTRAPPED
+    assert boot.also_joined == ()
+    assert world.state.pending("demo") == []
+    assert worker.instance_id not in {iid for iid, _ in world.handoff.offered}
+
+
+def test_a_pending_launch_whose_instance_is_unknown_or_group_deleted_is_dropped(world: World) -> None:
+    unknown = world.launch(Role.WORKER, "us-east-1c")
+    orphan = world.launch(Role.WORKER, "us-east-1b", group="wrk2")
+    world.fleet.add_group("wrk2", "demo", Role.WORKER, ZONES)
+    assert world.service.handle(unknown).outcome is Outcome.PENDING
+    assert world.service.handle(orphan).outcome is Outcome.PENDING
+    del world.fleet.by_id[unknown.instance_id]
+    del world.fleet.groups["wrk2"]
+    boot = world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
+    assert (boot.outcome, boot.also_joined) == (Outcome.BOOTSTRAPPED, ())
+    assert world.state.pending("demo") == []
+
+
+# --- a node still booting whose lifecycle action has already ended ------------------------------------------
+
+
+def test_a_booting_node_whose_hook_already_ended_is_gone_not_deferred(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cluster(world)
+
+    def booting(instance_id: str, role: Role) -> str:
+        raise NodeNotReady("SSM does not know the instance yet")
+
+    monkeypatch.setattr(world.swarm, "join", booting)
+    action = world.launch(Role.WORKER, "us-east-1b")
+    world.fleet.open_actions.discard(action.instance_id)  # the hook timed out meanwhile
+    d = world.service.handle(action)  # no JoinDeferred: nothing to retry
+    assert (d.outcome, d.result) == (Outcome.GONE, None)
+    assert world.state.pending("demo") == []
+
+
+def test_a_booting_first_manager_whose_hook_already_ended_gives_up_its_claim(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def booting(instance_id: str, address: str) -> str:
+        raise NodeNotReady("SSM does not know the instance yet")
+
+    monkeypatch.setattr(world.swarm, "init", booting)
+    first = world.launch(Role.MANAGER, "us-east-1a")
+    world.fleet.open_actions.discard(first.instance_id)
+    d = world.service.handle(first)
+    assert d.outcome is Outcome.GONE
+    assert world.state.bootstrap_owner("demo") is None  # the next manager can claim it at once
+    assert world.state.pending("demo") == []
+    monkeypatch.undo()
+    assert world.service.handle(world.launch(Role.MANAGER, "us-east-1b")).outcome is Outcome.BOOTSTRAPPED
