@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup demo test lint typecheck unit localcloud swarm template cov clean lab-up lab-down bench-swarm
+.PHONY: help setup demo test lint typecheck unit localcloud swarm template cov clean lab-up lab-down bench-swarm mutate bench-burst
 
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -36,6 +36,12 @@ test: setup swarm-deps lint typecheck  ## EVERY test: lint, types, unit+localclo
 
 unit: setup      ## fast tests only (no real swarm)
 	$(BIN)/pytest -m 'not swarm' tests
+
+mutate: setup    ## mutation testing (mutmut; slow, not part of test): kill rate per file + survivors; FILES=events.py for one
+	nice -n 19 $(BIN)/python scripts/mutate.py $(FILES)
+
+bench-burst: setup ## the 200-launch worker burst on the local cloud, timed against `import boto3`
+	nice $(BIN)/python scripts/bench_burst.py
 
 lab-up: setup    ## a real swarm lab: 3 managers, 2 workers over 3 AZs
 	$(BIN)/autojoin lab up --managers 3 --workers 2
