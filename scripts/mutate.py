@@ -11,8 +11,9 @@ import (``autojoin.services.launch``). Tests, handlers, template, scenarios and 
 One file at a time (``mutmut run "autojoin.services.launch.*"``), one worker, ``nice -n 19``: each mutant
 runs only the tests that called its function when mutmut collected its stats. Then a report per file:
 killed / total, the kill rate with documented equivalents (tests/mutation/equivalents.txt) left out, and
-every undocumented survivor with its diff. Exit 1 when a file is below the target or a survivor is
-undocumented.
+every undocumented survivor with its diff. Each file's outcome is kept in build/mutate-results/, so the
+report covers every listed file, whichever were run this time. Exit 1 when a file is below the target,
+has no results yet, or has an undocumented survivor.
 
     python scripts/mutate.py                  # every listed file
     python scripts/mutate.py events.py        # only files whose path ends with this
@@ -34,6 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / "build" / "mutate"
+RESULTS = REPO / "build" / "mutate-results"  # one JSON per file, kept across runs of other files
 PACKAGE = REPO / "layers" / "autojoin" / "autojoin"
 EQUIVALENTS = REPO / "tests" / "mutation" / "equivalents.txt"
 STAGED_BESIDE = ["tests", "functions", "template.yaml", "scenarios", "events"]
@@ -130,20 +132,32 @@ def diff_of(name: str) -> str:
     return "\n".join(changed)
 
 
-def results(path: str, equivalents: list[tuple[str, str]]) -> FileResult:
+def save_results(path: str) -> None:
+    """Keep one file's outcome (status per mutant, diffs of the survivors) beside the staging directory, so
+    a later run of another file does not lose it."""
     from mutmut.stats import status_by_exit_code  # only where mutmut is installed
 
     meta = STAGE / "mutants" / "src" / "autojoin" / f"{path}.meta"
-    result = FileResult(path)
-    if not meta.exists():
-        return result
-    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+    saved = {}
     for name, code in sorted(codes.items()):
         status = status_by_exit_code[code]
+        saved[name] = {"status": status, "diff": "" if status in KILLED else diff_of(name)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / (path.replace("/", ".") + ".json")).write_text(json.dumps(saved, indent=1, ensure_ascii=False))
+
+
+def results(path: str, equivalents: list[tuple[str, str]]) -> FileResult:
+    saved_file = RESULTS / (path.replace("/", ".") + ".json")
+    result = FileResult(path)
+    if not saved_file.exists():
+        return result
+    saved: dict[str, dict[str, str]] = json.loads(saved_file.read_text())
+    for name, entry in saved.items():
+        status, diff = entry["status"], entry["diff"]
         result.status[name] = status
         if status in KILLED:
             continue
-        diff = diff_of(name)
         plain = name.replace("ǁ", ".").replace("xǁ", "")
         added = [_norm(ln[1:]) for ln in diff.splitlines() if ln.startswith("+")]
         if any(plain.startswith(key) and mutated in added for key, mutated in equivalents):
@@ -196,8 +210,9 @@ def main() -> int:
             if code not in (0, 1):
                 print(f"error: mutmut stopped with exit code {code} on {path}", file=sys.stderr)
                 return 2
+            save_results(path)
     equivalents = load_equivalents()
-    return 0 if report([results(f, equivalents) for f in chosen], target) else 1
+    return 0 if report([results(f, equivalents) for f in files], target) else 1
 
 
 if __name__ == "__main__":

@@ -72,6 +72,15 @@ def test_a_broken_flat_body_names_the_bad_field_without_echoing_it() -> None:
     assert str(caught.value) == "not a lifecycle action message: EC2InstanceId (string_pattern_mismatch)"
 
 
+def test_every_bad_field_is_named_by_its_full_path() -> None:
+    with pytest.raises(BadInput) as caught:
+        lifecycle_action(_bridge(LifecycleActionToken="", LifecycleHookName=""))
+    assert str(caught.value) == (
+        "not a lifecycle action event: "
+        "detail.LifecycleActionToken (string_too_short), detail.LifecycleHookName (string_too_short)"
+    )
+
+
 def test_the_eventbridge_event_carries_its_id_and_kind() -> None:
     action = lifecycle_action(_bridge())
     assert (action.kind, action.event_id, action.group) == (LifecycleKind.LAUNCHING, "ev-1", "demo-worker")
