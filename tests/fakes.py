@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import SecretStr
 
@@ -142,6 +143,7 @@ class FakeState(StateStore):
     claims: dict[str, tuple[str, bool]] = field(default_factory=dict)
     leases: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, dict[str, tuple[LifecycleAction, Role]]] = field(default_factory=dict)
+    waiting_removals: dict[str, dict[str, tuple[LifecycleAction, datetime]]] = field(default_factory=dict)
 
     def snapshot(self, cluster: str) -> ClusterView | None:
         return self.views.get(cluster)
@@ -176,6 +178,20 @@ class FakeState(StateStore):
     def release_lease(self, cluster: str, holder: str) -> None:
         if self.leases.get(cluster) == holder:
             del self.leases[cluster]
+
+    def lease_holder(self, cluster: str) -> str | None:
+        return self.leases.get(cluster)
+
+    def add_removal(self, cluster: str, action: LifecycleAction, since: datetime) -> datetime:
+        return self.waiting_removals.setdefault(cluster, {}).setdefault(action.instance_id, (action, since))[
+            1
+        ]
+
+    def removals(self, cluster: str) -> Sequence[tuple[LifecycleAction, datetime]]:
+        return list(self.waiting_removals.get(cluster, {}).values())
+
+    def remove_removal(self, cluster: str, instance_id: str) -> None:
+        self.waiting_removals.get(cluster, {}).pop(instance_id, None)
 
     def add_pending(self, cluster: str, action: LifecycleAction, role: Role) -> None:
         self.waiting.setdefault(cluster, {}).setdefault(action.instance_id, (action, role))

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from autojoin.adapters.aws.tokens import SecretsManagerTokenVault
     from autojoin.ports import Clock, CommandRunner, Orchestrator
     from autojoin.services.launch import LaunchService
+    from autojoin.services.removal import RemovalService
     from autojoin.services.rotation import RotationService
+    from autojoin.services.termination_policy import TerminationPolicyService
 
 
 @dataclass
@@ -164,6 +166,39 @@ class Deps:
             orchestrator=self.orchestrator,
             state=self.state,
             clock=self.clock,
+        )
+
+    @cached_property
+    def termination_policy(self) -> TerminationPolicyService:
+        from autojoin.services.termination_policy import PolicyConfig, TerminationPolicyService
+
+        s = self.settings
+        config = PolicyConfig(
+            cluster=s.cluster,
+            manager_group=s.manager_group,
+            worker_group=s.worker_group,
+            min_managers=s.min_managers,
+            snapshot_max_age=s.snapshot_max_age,
+        )
+        return TerminationPolicyService(config, state=self.state, now=self.clock.now)
+
+    @cached_property
+    def removal(self) -> RemovalService:
+        from autojoin.services.removal import RemovalConfig, RemovalService
+
+        s = self.settings
+        config = RemovalConfig(
+            cluster=s.cluster,
+            manager_group=s.manager_group,
+            worker_group=s.worker_group,
+            terminate_hook=s.terminate_hook,
+            min_managers=s.min_managers,
+            lease_ttl=s.lease_ttl,
+            removal_wait=s.removal_wait,
+            drain_timeout=s.drain_timeout,
+        )
+        return RemovalService(
+            config, fleet=self.fleet, orchestrator=self.orchestrator, state=self.state, clock=self.clock
         )
 
     @cached_property

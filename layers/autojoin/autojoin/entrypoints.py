@@ -8,16 +8,18 @@ Handlers (functions/*/app.py) stay thin: decorators, then one call here. Rules:
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from autojoin.bootstrap import Deps
-from autojoin.domain.model import LifecycleAction, LifecycleKind
+from autojoin.domain.model import LifecycleAction, LifecycleKind, Role
 from autojoin.errors import BadInput, JoinDeferred
 from autojoin.events import lifecycle_action
 from autojoin.observability import count, logger
 from autojoin.services.launch import Outcome
+from autojoin.services.termination_policy import parse_policy_input
 
 _LAUNCH_METRIC = {
     Outcome.JOINED: "JoinCompleted",
@@ -40,6 +42,11 @@ def on_launch(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
         return {"outcome": "rejected", "reason": str(exc)}
     logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id, asg=action.group)
     logger.debug("launch action", extra={"action": action.model_dump(mode="json")})
+    if action.kind is LifecycleKind.LAUNCHING and action.hook != deps.settings.launch_hook:
+        reason = f"hook {action.hook} is not autojoin's ({deps.settings.launch_hook}): not completed"
+        logger.warning(reason, extra={"decision": "ignored", "hook": action.hook})
+        count("HookIgnored", hook=action.hook)
+        return {"outcome": "ignored", "reason": reason, "instance_id": action.instance_id}
 
     config = IdempotencyConfig(
         event_key_jmespath="token", expires_after_seconds=deps.settings.idempotency_ttl
@@ -99,3 +106,110 @@ def rotate_tokens(event: Any, deps: Deps) -> dict[str, str]:
     logger.info(decision.action, extra=decision.to_dict())
     count("RotationStep", step=decision.step.value, role=decision.role.value)
     return decision.to_dict()
+
+
+# --- the quorum guard ------------------------------------------------------------------------------
+
+_REMOVAL_METRIC = {
+    "removed": "NodeRemoved",
+    "not_member": "RemovalNotMember",
+    "warm_pool": "WarmPoolTerminate",
+    "waiting": "ScaleInBlocked",
+    "retained": "ManagerRetained",
+    "ignored": "HookIgnored",
+    "gone": "TerminateGone",
+}
+
+
+def _holder(context: Any, what: str) -> str:
+    """Who holds the lease: this invocation (its request id; a fresh id outside Lambda)."""
+    request = getattr(context, "aws_request_id", None) or uuid.uuid4().hex
+    return f"{what}:{request}"
+
+
+def termination_policy(event: Any, context: Any, deps: Deps) -> dict[str, list[str]]:
+    """Auto Scaling's custom termination policy: one state read, no orchestrator call, answer at once."""
+    try:
+        given = parse_policy_input(event)
+    except BadInput as exc:
+        logger.error("rejected termination policy input", extra={"error": str(exc), "error_type": "BadInput"})
+        count("BadInput")
+        return {"InstanceIDs": []}  # the safe answer: nothing may go
+    logger.append_keys(cluster=deps.settings.cluster, asg=given.group)
+    decision = deps.termination_policy.decide(given)
+    fields = {"decision": "termination_policy", **decision.to_log()}
+    if decision.role is Role.MANAGER and decision.refused:
+        logger.warning(decision.reason, extra=fields)
+        count("ScaleInBlocked", value=len(decision.refused), cause=given.cause)
+    else:
+        logger.info(decision.reason, extra=fields)
+    if decision.stale:
+        count("SnapshotStale")
+    count("TerminationAllowed", value=len(decision.instance_ids), cause=given.cause)
+    if decision.margin_after is not None:
+        count("QuorumMargin", value=decision.margin_after)
+    return decision.answer()
+
+
+def on_terminate(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
+    """Terminate lifecycle actions of both groups, and the guard's schedule (a Scheduled Event)."""
+    if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
+        return guard_tick(context, deps)
+    try:
+        action = lifecycle_action(event)
+    except BadInput as exc:
+        logger.error("rejected terminate input", extra={"error": str(exc), "error_type": "BadInput"})
+        count("BadInput")
+        return {"outcome": "rejected", "reason": str(exc)}
+    logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id, asg=action.group)
+    decision = deps.removal.handle(action, _holder(context, f"terminate:{action.instance_id}"))
+    _report_removal(decision.to_dict())
+    return decision.to_dict()
+
+
+def _report_removal(decision: dict[str, Any]) -> None:
+    outcome = str(decision["outcome"])
+    fields = {k: v for k, v in decision.items() if k != "reason" and v not in (None, [], "")}
+    if outcome == "retained":
+        logger.error(decision["reason"], extra={"decision": outcome, **fields})
+    elif outcome in {"waiting", "ignored"}:
+        logger.warning(decision["reason"], extra={"decision": outcome, **fields})
+    else:
+        logger.info(decision["reason"], extra={"decision": outcome, **fields})
+    name = _REMOVAL_METRIC[outcome]
+    if outcome == "removed":
+        name = "ManagerRemoved" if decision.get("role") == "manager" else "WorkerRemoved"
+    count(name, role=str(decision.get("role") or ""))
+    if decision.get("margin_after") is not None:
+        count("QuorumMargin", value=float(decision["margin_after"]))
+
+
+def guard_tick(context: Any, deps: Deps) -> dict[str, Any]:
+    """The guard's periodic pass: waiting removals, dead nodes, scale-in protection."""
+    logger.append_keys(cluster=deps.settings.cluster)
+    report = deps.removal.tick(_holder(context, "guard"))
+    for decision in report.resumed:
+        _report_removal(decision.to_dict())
+    for dead in report.dead:
+        extra = {"decision": "dead_node", "node_id": dead.node_id, "instance_id": dead.instance_id}
+        if dead.removed:
+            logger.info(f"dead node removed: {dead.reason}", extra=extra)
+            count("DeadNodeRemoved", role=dead.role.value)
+        else:
+            logger.warning(f"dead node kept: {dead.reason}", extra=extra)
+            count("DeadNodeKept", role=dead.role.value)
+    if report.released:
+        logger.info(
+            "scale-in protection lifted from the manager the guard chose",
+            extra={"decision": "protection_lifted", "instance_id": report.released},
+        )
+        count("ProtectionLifted")
+    if report.blocked:
+        logger.warning(report.blocked, extra={"decision": "scale_in_blocked"})
+        count("ScaleInBlocked", cause="SCALE_IN")
+    if report.error:
+        logger.warning("guard pass: the swarm does not answer", extra={"error_type": report.error})
+        count("GuardPassFailed")
+    if report.margin is not None:
+        count("QuorumMargin", value=float(report.margin))
+    return report.to_dict()

@@ -46,6 +46,15 @@ class LeaseHeld(AutojoinError):
         self.holder = holder
 
 
+class LeaseLost(AutojoinError):
+    """The cluster lease this change held expired and was taken (or could not be renewed): stop acting."""
+
+    def __init__(self, cluster: str, holder: str) -> None:
+        super().__init__(f"cluster {cluster}: {holder} no longer holds the lease")
+        self.cluster = cluster
+        self.holder = holder
+
+
 # --- orchestrator side ----------------------------------------------------------------------------
 
 
@@ -80,6 +89,10 @@ class NotAManager(OrchestratorError):
 
 class MustDemoteFirst(OrchestratorError):
     """A manager must be demoted before it can be removed."""
+
+
+class DemotionWouldLoseQuorum(OrchestratorError):
+    """The swarm refused a demotion because the remaining managers would lose quorum (Raft's safeguard)."""
 
 
 class LastManager(OrchestratorError):

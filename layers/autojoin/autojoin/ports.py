@@ -122,6 +122,9 @@ class Member:
     available: bool  # Availability == Active
     reachable: bool  # managers: ManagerStatus Reachable/Leader; workers: True
     leader: bool = False
+    in_raft: bool = (
+        False  # managers: a Raft member (ManagerStatus present); False once a demotion took effect
+    )
     address: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     instance_id: str | None = None  # from the label instance-id, once labelled
@@ -181,6 +184,10 @@ class Orchestrator(ABC):
     def remove(self, node_id: str) -> None:
         """Remove a Down node from the member list."""
 
+    def running_tasks(self, node_id: str) -> int:
+        """Tasks still running on the node (a drain is done at 0). Orchestrators without tasks: 0."""
+        return 0
+
     @abstractmethod
     def rotate_token(self, role: Role, version_id: str) -> None:
         """Rotate the role's token in the cluster; the node stores it as AWSPENDING ``version_id``."""
@@ -217,10 +224,28 @@ class StateStore(ABC):
     def is_bootstrapped(self, cluster: str) -> bool: ...
 
     @abstractmethod
-    def acquire_lease(self, cluster: str, holder: str, ttl_seconds: int) -> bool: ...
+    def acquire_lease(self, cluster: str, holder: str, ttl_seconds: int) -> bool:
+        """Conditional write: take the cluster lease if it is free or expired, or renew it if ``holder``
+        already holds it. False when someone else holds it."""
 
     @abstractmethod
-    def release_lease(self, cluster: str, holder: str) -> None: ...
+    def release_lease(self, cluster: str, holder: str) -> None:
+        """Give the lease up, only if ``holder`` still holds it."""
+
+    @abstractmethod
+    def lease_holder(self, cluster: str) -> str | None:
+        """Who holds the lease now (None when it is free or expired)."""
+
+    @abstractmethod
+    def add_removal(self, cluster: str, action: LifecycleAction, since: datetime) -> datetime:
+        """Record a terminate action that waits (first record wins); returns when it started waiting."""
+
+    @abstractmethod
+    def removals(self, cluster: str) -> Sequence[tuple[LifecycleAction, datetime]]:
+        """Every waiting terminate action and when it started waiting."""
+
+    @abstractmethod
+    def remove_removal(self, cluster: str, instance_id: str) -> None: ...
 
     @abstractmethod
     def add_pending(self, cluster: str, action: LifecycleAction, role: Role) -> None: ...

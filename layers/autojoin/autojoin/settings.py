@@ -29,6 +29,16 @@ class Settings(BaseModel):
     join_wait: float = Field(default=60.0, ge=0)  # seconds to wait for the node to show Ready
     idempotency_ttl: int = Field(default=7200, ge=60)
     region: str | None = None
+    # the quorum guard (termination policy, on_terminate, the guard's schedule)
+    manager_group: str = ""  # the groups' names: the termination policy makes no AWS call to learn them
+    worker_group: str = ""
+    launch_hook: str = "autojoin-launch"  # only actions of these hooks are ever completed by autojoin
+    terminate_hook: str = "autojoin-terminate"
+    min_managers: int = Field(default=3, ge=1)
+    snapshot_max_age: float = Field(default=300.0, gt=0)  # seconds; older snapshots are stale
+    lease_ttl: int = Field(default=300, ge=10)
+    removal_wait: float = Field(default=2700.0, ge=0)  # seconds a manager removal waits, then ABANDON
+    drain_timeout: float = Field(default=300.0, ge=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -11,6 +11,7 @@ from autojoin.domain.model import Role
 from autojoin.errors import (
     AlreadyInSwarm,
     CommandFailed,
+    DemotionWouldLoseQuorum,
     InvalidJoinToken,
     LastManager,
     MustDemoteFirst,
@@ -537,7 +538,7 @@ def test_a_demotion_must_leave_a_quorum_of_the_remaining_managers() -> None:
     h = Harness()
     h.cluster(3, 0)
     h.swarm.crash("i-m3")
-    with pytest.raises(CommandFailed, match="quorum"):
+    with pytest.raises(DemotionWouldLoseQuorum, match="quorum"):
         h.swarm.demote(h.nid("i-m2"))  # N=2 left, only i-m1 up
     h.swarm.demote(h.nid("i-m3"))  # the dead one may go: N=2, both up
     assert h.swarm.has_leader()

@@ -25,7 +25,7 @@ from tests.unit.sim.sim_harness import Harness
 from autojoin.domain.model import Role
 from autojoin.errors import (
     AlreadyInSwarm,
-    CommandFailed,
+    DemotionWouldLoseQuorum,
     LastManager,
     MustDemoteFirst,
     NodeNotDown,
@@ -155,7 +155,7 @@ class SwarmMachine(RuleBasedStateMachine):
         except LastManager:
             event("demote: last manager")
             assert managers == [row]
-        except CommandFailed:  # would lose quorum
+        except DemotionWouldLoseQuorum:
             event("demote: would lose quorum")
             assert row["voter"]
         except (NoLeader, Unreachable) as exc:
@@ -213,7 +213,7 @@ class SwarmMachine(RuleBasedStateMachine):
             self.swarm.remove(row["node_id"])
         except LastManager:
             event("retire: last manager")
-        except CommandFailed:
+        except DemotionWouldLoseQuorum:
             event("retire: would lose quorum")
             assert row["voter"]
         except (NoLeader, Unreachable) as exc:

@@ -51,6 +51,10 @@ class ClusterView(Frozen):
     nodes: tuple[Node, ...] = ()
     zones: tuple[str, ...] = ()  # every AZ the manager group may use, even empty ones
     taken_at: datetime | None = None
+    # A summarised snapshot (too many workers for one state item) lists every manager and only the
+    # notable workers (not healthy, or drained); ``worker_counts`` then holds every worker per AZ.
+    workers_listed: bool = True
+    worker_counts: dict[str, int] = Field(default_factory=dict)
 
     def managers(self, *, healthy_only: bool = False) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.role is Role.MANAGER and (n.healthy or not healthy_only))
@@ -64,6 +68,19 @@ class ClusterView(Frozen):
 
     def node(self, instance_id: str) -> Node | None:
         return next((n for n in self.nodes if n.instance_id == instance_id), None)
+
+    def index(self) -> dict[str, Node]:
+        """Nodes by instance id (build once when looking up many)."""
+        return {n.instance_id: n for n in self.nodes}
+
+    def summarised(self) -> ClusterView:
+        """This view with only the notable workers listed (not healthy, or drained) and every worker
+        counted per AZ: what fits one state item however many workers the cluster has."""
+        counts = layout_of(n.az for n in self.workers())
+        if not self.workers_listed:
+            counts = {**self.worker_counts}
+        keep = tuple(n for n in self.nodes if n.role is Role.MANAGER or not (n.healthy and n.available))
+        return self.model_copy(update={"nodes": keep, "workers_listed": False, "worker_counts": counts})
 
     def without(self, instance_ids: Iterable[str]) -> ClusterView:
         gone = set(instance_ids)

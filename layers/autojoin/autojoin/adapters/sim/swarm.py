@@ -28,7 +28,7 @@ Status
 
 Rules enforced (with the errors SwarmOrchestrator maps docker's to): the last manager cannot be
 demoted (``LastManager``); a demotion must leave a majority of the remaining voters reachable
-(``CommandFailed``); a manager must be demoted before ``remove`` (``MustDemoteFirst``) and refuses
+(``DemotionWouldLoseQuorum``); a manager must be demoted before ``remove`` (``MustDemoteFirst``) and refuses
 ``leave`` without ``force`` (``MustDemoteFirst``; ``LastManager`` for the last one; with ``force`` it
 leaves but stays in the member list as an unreachable voter, as in Swarm); ``remove`` needs the node
 Down (``NodeNotDown``) and is done already when the node is not in the list (as SwarmOrchestrator);
@@ -64,6 +64,7 @@ from autojoin.domain.model import Role
 from autojoin.errors import (
     AlreadyInSwarm,
     CommandFailed,
+    DemotionWouldLoseQuorum,
     InvalidJoinToken,
     LastManager,
     MustDemoteFirst,
@@ -220,7 +221,7 @@ class SimSwarm(Orchestrator):
             remaining = self._voter_count() - 1
             up = sum(1 for n in self._voters() if n is not node and self._connected(n))
             if up < remaining // 2 + 1:
-                raise CommandFailed(f"demote {node_id}: the remaining managers would lose quorum")
+                raise DemotionWouldLoseQuorum(f"demote {node_id}: the remaining managers would lose quorum")
         node.role = Role.WORKER
         node.voter = False
         self._settle()
@@ -499,6 +500,7 @@ class SimSwarm(Orchestrator):
             available=node.active,
             reachable=status in {None, "leader", "reachable"},
             leader=status == "leader",
+            in_raft=node.voter,
             address=node.address,
             labels=dict(node.labels),
             instance_id=node.labels.get("instance-id"),

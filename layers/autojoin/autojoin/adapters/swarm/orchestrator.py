@@ -18,6 +18,7 @@ from autojoin.domain.model import Role
 from autojoin.errors import (
     AlreadyInSwarm,
     CommandFailed,
+    DemotionWouldLoseQuorum,
     InvalidJoinToken,
     LastManager,
     MustDemoteFirst,
@@ -41,6 +42,7 @@ ERROR_TABLE: tuple[tuple[str, type[OrchestratorError]], ...] = (
     ("is not a swarm manager", NotAManager),
     ("must be demoted to worker before removal", MustDemoteFirst),
     ("demote the last manager", LastManager),
+    ("loss of quorum", DemotionWouldLoseQuorum),  # demote: "…this would result in a loss of quorum"
     ("erases all current state of the swarm", LastManager),  # `swarm leave` on the last manager
     ("participating as a manager", MustDemoteFirst),  # `swarm leave` on a manager, no --force
     ("is not down and can't be removed", NodeNotDown),
@@ -144,6 +146,7 @@ def member_from_inspect(node: Mapping[str, Any]) -> Member:
         available=spec.get("Availability") == "active",
         reachable=manager.get("Reachability") == "reachable" if role is Role.MANAGER else True,
         leader=bool(manager.get("Leader", False)),
+        in_raft=bool(manager),
         address=address,
         labels=labels,
         instance_id=labels.get("instance-id"),
@@ -334,6 +337,11 @@ class SwarmOrchestrator(Orchestrator):
             self._docker_on_manager("node", "rm", node_id)
         except NodeNotFound:
             return
+
+    def running_tasks(self, node_id: str) -> int:
+        """Tasks the swarm still wants running on the node (``docker node ps``, desired state running)."""
+        out = self._docker_on_manager("node", "ps", "--filter", "desired-state=running", "-q", node_id).stdout
+        return len(out.split())
 
     def rotate_token(self, role: Role, version_id: str) -> None:
         self._agent_on_manager(["rotate", "--role", role.value, "--version-id", version_id])

@@ -1,0 +1,159 @@
+"""RemovalService over the in-memory SimSwarm: graceful manager and worker removal, waiting, retention,
+dead-node cleanup, scale-in protection, the lease, and only autojoin's own hooks."""
+
+from __future__ import annotations
+
+from tests.fakes import FakeFleet, FakeState
+from tests.unit.sim.sim_harness import Harness
+
+from autojoin.domain.model import InstanceInfo, LifecycleAction, LifecycleKind, LifecycleResult, Role
+from autojoin.services.removal import Outcome, RemovalConfig, RemovalService
+
+ZONES = ("a", "b", "c")
+MANAGERS = {"i-m1": "a", "i-m2": "b", "i-m3": "c", "i-m4": "a", "i-m5": "b"}  # 2-2-1
+
+
+class World:
+    def __init__(self, managers: int = 5, workers: int = 1, *, desired: int | None = None) -> None:
+        self.h = Harness()
+        mids, wids = self.h.cluster(managers, workers)
+        self.fleet = FakeFleet()
+        self.fleet.add_group("demo-manager", "demo", Role.MANAGER, ZONES)
+        self.fleet.add_group("demo-worker", "demo", Role.WORKER, ZONES)
+        g = self.fleet.groups["demo-manager"]
+        self.fleet.groups["demo-manager"] = g.model_copy(
+            update={"desired": managers if desired is None else desired}
+        )
+        for k, iid in enumerate(mids + wids):
+            group = "demo-manager" if iid in mids else "demo-worker"
+            az = MANAGERS.get(iid, ZONES[k % 3])
+            self.fleet.by_id[iid] = InstanceInfo(
+                instance_id=iid, az=az, group=group, lifecycle_state="InService", protected_from_scale_in=True
+            )
+            self.h.swarm.label(self.h.nid(iid), {"instance-id": iid, "az": az, "asg": group})
+        self.state = FakeState()
+        self.svc = RemovalService(
+            RemovalConfig(cluster="demo", manager_group="demo-manager", worker_group="demo-worker"),
+            fleet=self.fleet,
+            orchestrator=self.h.swarm,
+            state=self.state,
+            clock=self.h.clock,
+        )
+
+    def terminate(self, iid: str, hook: str = "autojoin-terminate") -> LifecycleAction:
+        info = self.fleet.by_id[iid]
+        self.fleet.by_id[iid] = info.model_copy(update={"lifecycle_state": "Terminating:Wait"})
+        self.fleet.open_actions.add(iid)
+        return LifecycleAction(
+            kind=LifecycleKind.TERMINATING,
+            group=info.group or "",
+            instance_id=iid,
+            hook=hook,
+            token=f"t-{iid}",
+        )
+
+    def roles(self) -> dict[str, Role]:
+        return {m.instance_id or "": m.role for m in self.h.swarm.members()}
+
+
+def test_a_manager_is_drained_demoted_awaited_left_and_removed_then_continued() -> None:
+    w = World()
+    decision = w.svc.handle(w.terminate("i-m4"), "h1")
+    assert decision.outcome is Outcome.REMOVED, decision.reason
+    assert decision.steps == ("drain", "demote", "demotion-effective", "leave", "rm")
+    assert decision.result is LifecycleResult.CONTINUE
+    assert "i-m4" not in w.roles()
+    assert w.h.swarm.has_leader()
+    assert w.state.leases == {}  # released
+    assert w.state.views["demo"].taken_at is not None  # the snapshot is refreshed
+
+
+def test_three_at_once_with_decrement_two_go_and_the_third_is_retained() -> None:
+    w = World(desired=2)
+    results = [w.svc.handle(w.terminate(i), f"h-{i}") for i in ("i-m1", "i-m2", "i-m3")]
+    assert [r.outcome for r in results] == [Outcome.REMOVED, Outcome.REMOVED, Outcome.RETAINED]
+    retained = results[2]
+    assert retained.result is LifecycleResult.ABANDON
+    assert "below MinManagers 3" in retained.reason
+    assert retained.operator_action and "docker node demote" in retained.operator_action
+    assert w.h.swarm.has_leader()
+    assert sum(1 for r in w.roles().values() if r is Role.MANAGER) == 3
+
+
+def test_an_unsafe_removal_waits_for_its_replacement_then_finishes_on_the_tick() -> None:
+    w = World(managers=3, desired=3)  # desired unchanged: a replacement is coming
+    action = w.terminate("i-m3")
+    first = w.svc.handle(action, "h1")
+    assert first.outcome is Outcome.WAITING, first.reason
+    assert "i-m3" in w.fleet.heartbeats and w.state.removals("demo")
+    # the replacement joins as a manager in the same AZ
+    w.h.add("i-m6", Role.MANAGER)
+    w.h.swarm.label(w.h.nid("i-m6"), {"instance-id": "i-m6", "az": "c"})
+    w.fleet.by_id["i-m6"] = InstanceInfo(
+        instance_id="i-m6", az="c", group="demo-manager", lifecycle_state="InService"
+    )
+    report = w.svc.tick("guard")
+    assert [d.outcome for d in report.resumed] == [Outcome.REMOVED]
+    assert not w.state.removals("demo")
+
+
+def test_a_waiting_removal_is_retained_once_its_wait_runs_out() -> None:
+    w = World(managers=3, desired=3)
+    action = w.terminate("i-m3")
+    assert w.svc.handle(action, "h1").outcome is Outcome.WAITING
+    w.h.clock.advance(w.svc.config.removal_wait + 1)
+    (late,) = w.svc.resume_waiting("guard")
+    assert late.outcome is Outcome.RETAINED
+
+
+def test_contenders_wait_while_the_lease_is_held() -> None:
+    w = World()
+    w.state.acquire_lease("demo", "someone-else", 300)
+    decision = w.svc.handle(w.terminate("i-m4"), "h1")
+    assert decision.outcome is Outcome.WAITING and "someone-else" in decision.reason
+    assert w.roles()["i-m4"] is Role.MANAGER  # nothing was done without the lease
+
+
+def test_a_worker_is_drained_before_it_leaves() -> None:
+    w = World(workers=2)
+    decision = w.svc.handle(w.terminate("i-w1"), "h1")
+    assert decision.outcome is Outcome.REMOVED
+    assert decision.steps[:2] == ("drain", "leave")
+
+
+def test_another_teams_hook_and_a_warm_pool_terminate() -> None:
+    w = World()
+    ignored = w.svc.handle(w.terminate("i-m4", hook="their-hook"), "h1")
+    assert ignored.outcome is Outcome.IGNORED and ignored.completion is None
+    assert not w.fleet.completions
+    action = w.terminate("i-m5").model_copy(update={"origin": "AutoScalingGroup", "destination": "WarmPool"})
+    warm = w.svc.handle(action, "h1")
+    assert warm.outcome is Outcome.WARM_POOL and w.roles()["i-m5"] is Role.MANAGER
+
+
+def test_dead_nodes_of_gone_instances_are_demoted_and_removed() -> None:
+    w = World()
+    w.h.swarm.crash("i-m5")
+    w.h.clock.advance(30)
+    w.fleet.by_id["i-m5"] = w.fleet.by_id["i-m5"].model_copy(update={"state": "terminated"})
+    dead = w.svc.remove_dead_nodes("reconciler")
+    assert [(d.instance_id, d.removed) for d in dead] == [("i-m5", True)]
+    assert "i-m5" not in w.roles()
+
+
+def test_protection_is_lifted_from_one_chosen_manager_only() -> None:
+    w = World(desired=3)
+    report = w.svc.tick("guard")
+    assert report.released in {"i-m1", "i-m2", "i-m4", "i-m5"}  # never i-m3, the lone manager of AZ c
+    assert list(w.fleet.protection.values()) == [False]
+    w.fleet.by_id[report.released] = w.fleet.by_id[report.released].model_copy(
+        update={"protected_from_scale_in": False}
+    )
+    assert w.svc.tick("guard").released is None  # one at a time
+
+
+def test_at_the_floor_nothing_is_released_and_the_reason_is_given() -> None:
+    w = World(managers=3, desired=1)
+    report = w.svc.tick("guard")
+    assert report.released is None
+    assert report.blocked and "MinManagers" in report.blocked
