@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from tests.unit.services.launch_world import ZONES, World, make_world, members_seen_as
 
-from autojoin.domain.model import LifecycleResult, Role
+from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
 from autojoin.errors import CommandFailed, NodeNotReady
 from autojoin.ports import CompletionOutcome
 from autojoin.services.launch import Outcome
@@ -242,3 +242,113 @@ def test_a_booting_first_manager_whose_hook_already_ended_gives_up_its_claim(
     assert world.state.pending("demo") == []
     monkeypatch.undo()
     assert world.service.handle(world.launch(Role.MANAGER, "us-east-1b")).outcome is Outcome.BOOTSTRAPPED
+
+
+# --- what each decision says (operators read these reasons in the logs) ---------------------------------
+
+
+def test_each_path_gives_its_reason(world: World) -> None:
+    handle = world.service.handle
+    test = LifecycleAction(kind=LifecycleKind.TEST, group="mgr")
+    assert handle(test).reason == "test notification: nothing to complete"
+    term = LifecycleAction(kind=LifecycleKind.TERMINATING, group="mgr", instance_id="i-1", hook="h")
+    assert (handle(term).reason, handle(term).instance_id) == ("not a launch lifecycle action", "i-1")
+    ended = world.launch(Role.WORKER, "us-east-1b")
+    world.fleet.open_actions.discard(ended.instance_id)  # its hook timed out before the cluster existed
+    assert handle(ended).reason == "lifecycle action already finished"
+    early = world.launch(Role.WORKER, "us-east-1a")
+    waiting = handle(early)
+    assert (waiting.reason, waiting.az) == (
+        "the cluster has no manager yet: waiting (hook kept alive)",
+        "us-east-1a",
+    )
+    boot = handle(world.launch(Role.MANAGER, "us-east-1a"))
+    assert boot.reason == "first manager: initialised the cluster"
+    assert [d.reason for d in boot.also_joined] == ["joined as worker"]
+    assert handle(early).reason == "already a member with the right role"
+    warm = world.launch(Role.WORKER, "us-east-1b").model_copy(update={"destination": "WarmPool"})
+    assert handle(warm).reason == "launch into the warm pool is not a join"
+    gone = world.launch(Role.WORKER, "us-east-1b")
+    world.gone(gone.instance_id)
+    assert handle(gone).reason == "instance is gone: nothing to do"
+
+
+def test_cluster_trouble_gives_its_reasons(world: World) -> None:
+    ids = _cluster(world, managers=3)
+    world.swarm.crash(ids[0])
+    world.swarm.crash(ids[1])
+    world.clock.advance(60)
+    no_leader = world.service.handle(world.launch(Role.WORKER, "us-east-1c"))
+    assert no_leader.reason == "the cluster has no leader (quorum lost): waiting (hook kept alive)"
+    world.swarm.crash(ids[2])
+    nobody = world.service.handle(world.launch(Role.WORKER, "us-east-1c"))
+    assert nobody.reason == "no manager of the cluster answers: waiting (hook kept alive)"
+
+
+def test_a_missing_token_names_the_role(world: World) -> None:
+    _cluster(world)
+    del world.vault.current[Role.WORKER]
+    assert (
+        world.service.handle(world.launch(Role.WORKER, "us-east-1b")).reason == "no worker token in the vault"
+    )
+
+
+def test_a_failed_init_says_so(world: World) -> None:
+    action = world.launch(Role.MANAGER, "us-east-1a")
+    world.swarm.crash(action.instance_id)
+    assert world.service.handle(action).reason == "cluster init failed: Unreachable"
+
+
+def test_a_deferred_pending_launch_says_why(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = world.launch(Role.WORKER, "us-east-1c")
+    world.service.handle(worker)
+    real_join = world.swarm.join
+
+    def join(instance_id: str, role: Role) -> str:
+        if instance_id == worker.instance_id:
+            raise NodeNotReady("booting")
+        return real_join(instance_id, role)
+
+    monkeypatch.setattr(world.swarm, "join", join)
+    boot = world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
+    (deferred,) = boot.also_joined
+    assert (deferred.reason, deferred.role, deferred.az) == (
+        f"{worker.instance_id} cannot run commands yet; its launch stays pending",
+        Role.WORKER,
+        "us-east-1c",
+    )
+
+
+def test_the_decision_dict_carries_every_field(world: World) -> None:
+    worker = world.launch(Role.WORKER, "us-east-1c")
+    world.service.handle(worker)
+    boot = world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
+    node = world.swarm.node_id_of(boot.instance_id)
+    worker_node = world.swarm.node_id_of(worker.instance_id)
+    assert boot.to_dict() == {
+        "outcome": "bootstrapped",
+        "reason": "first manager: initialised the cluster",
+        "instance_id": boot.instance_id,
+        "role": "manager",
+        "az": "us-east-1a",
+        "result": "CONTINUE",
+        "completion": "completed",
+        "node_id": node,
+        "error": None,
+        "also_joined": [
+            {
+                "outcome": "joined",
+                "reason": "joined as worker",
+                "instance_id": worker.instance_id,
+                "role": "worker",
+                "az": "us-east-1c",
+                "result": "CONTINUE",
+                "completion": "completed",
+                "node_id": worker_node,
+                "error": None,
+                "also_joined": [],
+            }
+        ],
+    }
+    pending = world.service.handle(world.launch(Role.WORKER, "us-east-1b").model_copy(update={"group": "x"}))
+    assert pending.to_dict()["role"] is None and pending.to_dict()["result"] is None
