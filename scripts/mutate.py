@@ -18,6 +18,7 @@ has no results yet, or has an undocumented survivor.
     python scripts/mutate.py                  # every listed file
     python scripts/mutate.py events.py        # only files whose path ends with this
     python scripts/mutate.py --report-only    # the report from the last run's results
+    python scripts/mutate.py --retest         # only the survivors again, after adding tests
 """
 
 from __future__ import annotations
@@ -95,15 +96,33 @@ def stage(files: list[str], tests: list[str]) -> None:
     (STAGE / "pyproject.toml").write_text(pyproject)
 
 
+def refresh_tests() -> None:
+    """--retest: the current tests into the staged copy and mutmut's own copy; the sources stay as staged,
+    so the mutant names (and mutmut's record of which tests call what) stay valid."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
+    for where in (STAGE, STAGE / "mutants"):
+        shutil.rmtree(where / "tests", ignore_errors=True)
+        shutil.copytree(REPO / "tests", where / "tests", ignore=ignore)
+
+
+def not_killed(path: str) -> list[str]:
+    saved_file = RESULTS / (path.replace("/", ".") + ".json")
+    if not saved_file.exists():
+        return []
+    saved: dict[str, dict[str, str]] = json.loads(saved_file.read_text())
+    return [name for name, entry in saved.items() if entry["status"] not in KILLED]
+
+
 def module_of(path: str) -> str:
     return "autojoin." + path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
 
 
-def run_mutmut(path: str) -> int:
+def run_mutmut(path: str, names: list[str] | None = None) -> int:
     mutmut = Path(sys.executable).with_name("mutmut")
     env = {**os.environ, "HYPOTHESIS_PROFILE": "mutate", "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = ["nice", "-n", "19", str(mutmut), "run", "--max-children", "1", f"{module_of(path)}.*"]
-    print(f"[mutate] {path}: {' '.join(cmd[3:])}", flush=True)
+    which = names if names is not None else [f"{module_of(path)}.*"]
+    cmd = ["nice", "-n", "19", str(mutmut), "run", "--max-children", "1", *which]
+    print(f"[mutate] {path}: {len(which)} name(s): {' '.join(which)[:300]}", flush=True)
     return subprocess.run(cmd, cwd=STAGE, env=env, check=False).returncode
 
 
@@ -194,6 +213,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("only", nargs="*", help="run only the listed files whose path ends with one of these")
     parser.add_argument("--report-only", action="store_true", help="report the last run without running")
+    parser.add_argument(
+        "--retest",
+        action="store_true",
+        help="re-run only the last run's survivors, against the current tests (sources unchanged since)",
+    )
     args = parser.parse_args()
     conf = settings()
     files = [str(f) for f in conf["files"]]  # type: ignore[attr-defined]
@@ -203,7 +227,17 @@ def main() -> int:
     if not chosen:
         print(f"error: none of {args.only} is in [tool.autojoin.mutate] files", file=sys.stderr)
         return 2
-    if not args.report_only:
+    if args.retest:
+        refresh_tests()
+        for path in chosen:
+            names = not_killed(path)
+            if names:
+                code = run_mutmut(path, names)
+                if code not in (0, 1):
+                    print(f"error: mutmut stopped with exit code {code} on {path}", file=sys.stderr)
+                    return 2
+                save_results(path)
+    elif not args.report_only:
         stage(chosen, tests)
         for path in chosen:
             code = run_mutmut(path)

@@ -117,6 +117,14 @@ MUTANTS = [
         (EDGES + "test_a_booting_first_manager_whose_hook_already_ended_gives_up_its_claim",),
     ),
     Mutant(
+        "launch: an abandoned launch keeps its pending record",
+        "services/launch.py",
+        "        self.state.remove_pending(self.config.cluster, instance.instance_id)\n"
+        "        done = self.fleet.complete(action, LifecycleResult.ABANDON)",
+        "        done = self.fleet.complete(action, LifecycleResult.ABANDON)",
+        (EDGES + "test_a_manager_that_waited_and_then_fails_to_bootstrap_leaves_no_pending_record",),
+    ),
+    Mutant(
         "events: the flat SQS/SNS body is not recognised",
         "events.py",
         'if "LifecycleTransition" in event:',

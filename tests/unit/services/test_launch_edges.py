@@ -68,6 +68,12 @@ def test_a_node_that_never_shows_ready_is_abandoned_after_the_join_wait(
     d = world.service.handle(action)
     assert (d.outcome, d.result, d.error) == (Outcome.ABANDONED, LifecycleResult.ABANDON, "_NotReady")
     assert d.reason == "join failed: _NotReady"
+    assert (d.instance_id, d.role, d.az, d.completion) == (
+        action.instance_id,
+        Role.WORKER,
+        "us-east-1b",
+        CompletionOutcome.COMPLETED,
+    )
     assert world.clock.now() - t0 == timedelta(seconds=60)  # join_wait, polled every 2 s, no more
     assert world.fleet.completions[-1] == (
         action.instance_id,
@@ -352,3 +358,17 @@ def test_the_decision_dict_carries_every_field(world: World) -> None:
     }
     pending = world.service.handle(world.launch(Role.WORKER, "us-east-1b").model_copy(update={"group": "x"}))
     assert pending.to_dict()["role"] is None and pending.to_dict()["result"] is None
+
+
+def test_a_manager_that_waited_and_then_fails_to_bootstrap_leaves_no_pending_record(world: World) -> None:
+    holder = world.launch(Role.MANAGER, "us-east-1a")
+    assert world.state.claim_bootstrap("demo", holder.instance_id)  # its handler is still running
+    second = world.launch(Role.MANAGER, "us-east-1b")
+    assert world.service.handle(second).outcome is Outcome.PENDING
+    assert [a.instance_id for a, _ in world.state.pending("demo")] == [second.instance_id]
+    world.gone(holder.instance_id)  # the claim's owner died: the retry takes the claim over ...
+    world.swarm.crash(second.instance_id)  # ... but cannot init
+    d = world.service.handle(second)
+    assert (d.outcome, d.instance_id, d.error) == (Outcome.ABANDONED, second.instance_id, "Unreachable")
+    assert world.state.pending("demo") == []
+    assert world.state.bootstrap_owner("demo") is None
