@@ -92,6 +92,10 @@ def stage(files: list[str], tests: list[str]) -> None:
         f"also_copy = [{also}]\n"
         f"pytest_add_cli_args_test_selection = [{selection}]\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]\n'
+        # a mutant that loops for ever (SimClock sleeps cost no time) is a kill once it takes 5x the
+        # tests' clean time; mutmut's default 15x spends minutes per such mutant on 2 shared cores
+        "timeout_multiplier = 5.0\n"
+        "timeout_constant = 10.0\n"
     )
     (STAGE / "pyproject.toml").write_text(pyproject)
 
