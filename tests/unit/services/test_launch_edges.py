@@ -3,14 +3,15 @@ with the named mutant applied (scripts/named_mutants.py applies them one by one)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 from tests.unit.services.launch_world import ZONES, World, make_world, members_seen_as
 
 from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
-from autojoin.errors import CommandFailed, NodeNotReady
-from autojoin.ports import CompletionOutcome
+from autojoin.errors import CommandFailed, JoinDeferred, NodeNotReady, Unreachable
+from autojoin.ports import CompletionOutcome, Member
 from autojoin.services.launch import Outcome
 
 
@@ -372,3 +373,85 @@ def test_a_manager_that_waited_and_then_fails_to_bootstrap_leaves_no_pending_rec
     assert (d.outcome, d.instance_id, d.error) == (Outcome.ABANDONED, second.instance_id, "Unreachable")
     assert world.state.pending("demo") == []
     assert world.state.bootstrap_owner("demo") is None
+
+
+def test_the_snapshot_reads_members_the_orchestrator_has_not_tied_to_an_instance(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cluster(world)
+    real = world.swarm.members
+    labelled_only = Member(
+        node_id="n-labelled",
+        hostname="host-1",
+        role=Role.WORKER,
+        ready=True,
+        available=False,
+        reachable=True,
+        labels={
+            "instance-id": "i-0000000000000beef",
+            "az": "us-east-1c",
+            "asg": "wrk",
+            "instance-type": "m5",
+        },
+    )
+    bare = Member(
+        node_id="n-bare", hostname="host-2", role=Role.WORKER, ready=False, available=True, reachable=True
+    )
+    monkeypatch.setattr(world.swarm, "members", lambda: [*real(), labelled_only, bare])
+    _cluster(world, managers=0, workers=1)
+    view = world.state.snapshot("demo")
+    assert view is not None
+    by_id = {n.instance_id: n for n in view.nodes}
+    seen = by_id["i-0000000000000beef"]  # no instance id of its own: the label's
+    assert (seen.az, seen.group, seen.instance_type, seen.node_id, seen.available, seen.healthy) == (
+        "us-east-1c",
+        "wrk",
+        "m5",
+        "n-labelled",
+        False,
+        True,
+    )
+    unknown = by_id["host-2"]  # neither: its hostname
+    assert (unknown.az, unknown.group, unknown.instance_type, unknown.healthy) == ("unknown", "", None, False)
+
+
+def test_a_snapshot_the_orchestrator_cannot_give_is_skipped_and_the_join_still_counts(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cluster(world)
+    before = world.state.snapshot("demo")
+    real = world.swarm.members
+    calls = {"n": 0}
+
+    def members_then_unreachable() -> Sequence[Member]:
+        calls["n"] += 1
+        if calls["n"] >= 3:  # members before the join, readiness, then the snapshot's read fails
+            raise Unreachable("no manager answers")
+        return real()
+
+    monkeypatch.setattr(world.swarm, "members", members_then_unreachable)
+    d = world.service.handle(world.launch(Role.WORKER, "us-east-1b"))
+    assert (d.outcome, d.result) == (Outcome.JOINED, LifecycleResult.CONTINUE)
+    assert world.state.snapshot("demo") == before
+
+
+def test_deferred_launches_say_which_instance_waits(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def init_booting(instance_id: str, address: str) -> str:
+        raise NodeNotReady("SSM does not know the instance yet")
+
+    monkeypatch.setattr(world.swarm, "init", init_booting)
+    first = world.launch(Role.MANAGER, "us-east-1a")
+    with pytest.raises(JoinDeferred) as caught:
+        world.service.handle(first)
+    assert str(caught.value) == f"{first.instance_id} cannot run commands yet; the bootstrap waits"
+    monkeypatch.undo()
+    world.service.handle(first)
+
+    def join_booting(instance_id: str, role: Role) -> str:
+        raise NodeNotReady("SSM does not know the instance yet")
+
+    monkeypatch.setattr(world.swarm, "join", join_booting)
+    worker = world.launch(Role.WORKER, "us-east-1b")
+    with pytest.raises(JoinDeferred) as caught:
+        world.service.handle(worker)
+    assert str(caught.value) == f"{worker.instance_id} cannot run commands yet; its launch stays pending"
