@@ -84,6 +84,17 @@ def test_a_node_that_never_shows_ready_is_abandoned_after_the_join_wait(
     assert world.state.pending("demo") == []
 
 
+def test_the_join_wait_is_counted_in_whole_polls_from_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = make_world(join_wait=5, poll_interval=2)
+    _cluster(world)
+    action = world.launch(Role.WORKER, "us-east-1b")
+    new = lambda: {n for n in [world.swarm.node_id_of(action.instance_id)] if n}  # noqa: E731
+    monkeypatch.setattr(world.swarm, "members", members_seen_as(world.swarm.members, new, ready=False))
+    t0 = world.clock.now()
+    assert world.service.handle(action).outcome is Outcome.ABANDONED
+    assert world.clock.now() - t0 == timedelta(seconds=6)  # polls at 0, 2, 4; 6 >= 5 ends it
+
+
 def test_a_node_that_shows_ready_with_the_wrong_role_is_abandoned(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -262,13 +273,16 @@ def test_each_path_gives_its_reason(world: World) -> None:
     assert (handle(term).reason, handle(term).instance_id) == ("not a launch lifecycle action", "i-1")
     ended = world.launch(Role.WORKER, "us-east-1b")
     world.fleet.open_actions.discard(ended.instance_id)  # its hook timed out before the cluster existed
-    assert handle(ended).reason == "lifecycle action already finished"
+    gone_already = handle(ended)
+    assert (gone_already.outcome, gone_already.reason) == (Outcome.GONE, "lifecycle action already finished")
+    assert (gone_already.instance_id, gone_already.role) == (ended.instance_id, Role.WORKER)
     early = world.launch(Role.WORKER, "us-east-1a")
     waiting = handle(early)
     assert (waiting.reason, waiting.az) == (
         "the cluster has no manager yet: waiting (hook kept alive)",
         "us-east-1a",
     )
+    assert (waiting.role, waiting.instance_id) == (Role.WORKER, early.instance_id)
     boot = handle(world.launch(Role.MANAGER, "us-east-1a"))
     assert boot.reason == "first manager: initialised the cluster"
     assert [d.reason for d in boot.also_joined] == ["joined as worker"]
