@@ -170,6 +170,17 @@ def save_results(path: str) -> None:
     (RESULTS / (path.replace("/", ".") + ".json")).write_text(json.dumps(saved, indent=1, ensure_ascii=False))
 
 
+def plain_name(name: str) -> str:
+    """mutmut's mangled name as a dotted path: ``m.xǁClsǁmeth__mutmut_3`` -> ``m.Cls.meth__mutmut_3``,
+    ``m.x_func__mutmut_1`` -> ``m.func__mutmut_1``."""
+    module, _, mangled = name.rpartition(".")
+    if mangled.startswith("xǁ"):
+        mangled = mangled[2:].replace("ǁ", ".")
+    elif mangled.startswith("x_"):
+        mangled = mangled[2:]
+    return f"{module}.{mangled}"
+
+
 def results(path: str, equivalents: list[tuple[str, str]]) -> FileResult:
     saved_file = RESULTS / (path.replace("/", ".") + ".json")
     result = FileResult(path)
@@ -181,7 +192,7 @@ def results(path: str, equivalents: list[tuple[str, str]]) -> FileResult:
         result.status[name] = status
         if status in KILLED:
             continue
-        plain = name.replace("ǁ", ".").replace("xǁ", "")
+        plain = plain_name(name)
         added = [_norm(ln[1:]) for ln in diff.splitlines() if ln.startswith("+")]
         if any(plain.startswith(key) and mutated in added for key, mutated in equivalents):
             result.equivalent.append(name)

@@ -84,3 +84,15 @@ def members_seen_as(
         return [replace(m, **override) if m.node_id in odd else m for m in real()]  # type: ignore[arg-type]
 
     return members
+
+
+def members_hiding(
+    real: Callable[[], Sequence[Member]], node_ids: Callable[[], set[str]]
+) -> Callable[[], Sequence[Member]]:
+    """``members()`` as the orchestrator would report it before it lists the nodes in ``node_ids()``."""
+
+    def members() -> Sequence[Member]:
+        hidden = node_ids()
+        return [m for m in real() if m.node_id not in hidden]
+
+    return members

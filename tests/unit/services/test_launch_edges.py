@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from tests.unit.services.launch_world import ZONES, World, make_world, members_seen_as
+from tests.unit.services.launch_world import ZONES, World, make_world, members_hiding, members_seen_as
 
 from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
 from autojoin.errors import CommandFailed, JoinDeferred, NodeNotReady, Unreachable
@@ -93,6 +93,23 @@ def test_the_join_wait_is_counted_in_whole_polls_from_zero(monkeypatch: pytest.M
     t0 = world.clock.now()
     assert world.service.handle(action).outcome is Outcome.ABANDONED
     assert world.clock.now() - t0 == timedelta(seconds=6)  # polls at 0, 2, 4; 6 >= 5 ends it
+
+
+def test_a_node_the_orchestrator_does_not_list_yet_is_polled_for(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cluster(world)
+    action = world.launch(Role.WORKER, "us-east-1b")
+    t0 = world.clock.now()
+    early = lambda: (  # noqa: E731
+        {n for n in [world.swarm.node_id_of(action.instance_id)] if n}
+        if world.clock.now() - t0 < timedelta(seconds=3)
+        else set()
+    )
+    monkeypatch.setattr(world.swarm, "members", members_hiding(world.swarm.members, early))
+    d = world.service.handle(action)
+    assert (d.outcome, d.result) == (Outcome.JOINED, LifecycleResult.CONTINUE)
+    assert world.clock.now() - t0 == timedelta(seconds=4)
 
 
 def test_a_node_that_shows_ready_with_the_wrong_role_is_abandoned(
