@@ -16,6 +16,7 @@ from autojoin.domain.model import (
     LifecycleResult,
     Role,
 )
+from autojoin.domain.rebalance import ReconcileRecord
 from autojoin.errors import SecretMissing
 from autojoin.ports import CompletionOutcome, Fleet, HandOff, JoinTicket, StateStore, TokenVault
 
@@ -28,6 +29,8 @@ class FakeFleet(Fleet):
     completions: list[tuple[str, LifecycleResult, CompletionOutcome]] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
     protection: dict[str, bool] = field(default_factory=dict)
+    desired_calls: list[tuple[str, int]] = field(default_factory=list)
+    terminated: list[tuple[str, bool]] = field(default_factory=list)
 
     def add_group(self, name: str, cluster: str | None, role: Role | None, zones: Sequence[str]) -> GroupInfo:
         g = GroupInfo(name=name, cluster=cluster, role=role, zones=tuple(zones))
@@ -79,6 +82,21 @@ class FakeFleet(Fleet):
     def set_protection(self, group: str, instance_ids: Sequence[str], protected: bool) -> None:
         for iid in instance_ids:
             self.protection[iid] = protected
+            if iid in self.by_id:
+                self.by_id[iid] = self.by_id[iid].model_copy(update={"protected_from_scale_in": protected})
+
+    def set_desired(self, group: str, desired: int) -> None:
+        g = self.groups[group]
+        self.desired_calls.append((group, desired))
+        self.groups[group] = g.model_copy(update={"desired": desired, "max_size": max(g.max_size, desired)})
+
+    def terminate(self, instance_id: str, *, decrement: bool) -> None:
+        info = self.by_id[instance_id]
+        self.terminated.append((instance_id, decrement))
+        self.by_id[instance_id] = info.model_copy(update={"lifecycle_state": "Terminating:Wait"})
+        if decrement and info.group in self.groups:
+            g = self.groups[info.group]
+            self.groups[info.group] = g.model_copy(update={"desired": g.desired - 1})
 
 
 @dataclass
@@ -143,6 +161,7 @@ class FakeState(StateStore):
     claims: dict[str, tuple[str, bool]] = field(default_factory=dict)
     leases: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, dict[str, tuple[LifecycleAction, Role]]] = field(default_factory=dict)
+    records: dict[str, ReconcileRecord] = field(default_factory=dict)
     waiting_removals: dict[str, dict[str, tuple[LifecycleAction, datetime]]] = field(default_factory=dict)
 
     def snapshot(self, cluster: str) -> ClusterView | None:
@@ -201,3 +220,9 @@ class FakeState(StateStore):
 
     def remove_pending(self, cluster: str, instance_id: str) -> None:
         self.waiting.get(cluster, {}).pop(instance_id, None)
+
+    def reconcile_record(self, cluster: str) -> ReconcileRecord | None:
+        return self.records.get(cluster)
+
+    def save_reconcile_record(self, cluster: str, record: ReconcileRecord) -> None:
+        self.records[cluster] = record

@@ -165,8 +165,29 @@ def test_scheduled_reconcile() -> None:
     if "ReconcileFunction" in template_functions():
         decided_by(doc, "ReconcileFunction")
         assert [i["function"] for i in doc["invocations"]] == ["ReconcileFunction"]
+    elif "OnTerminateFunction" in template_functions():
+        # the guard's schedule is the template's only schedule rule: replay delivers to it
+        assert isinstance(doc["decision"], dict), doc["decision"]
+        assert [i["function"] for i in doc["invocations"]] == ["OnTerminateFunction"]
     else:
         assert doc["decision"].startswith("ignored: template.yaml has no schedule rule")
+
+
+def test_scheduled_guard_pass_runs_on_terminate_and_changes_nothing_in_a_healthy_cluster() -> None:
+    doc = replay("scheduled_guard")
+    d = doc["decision"]
+    assert [i["function"] for i in doc["invocations"]] == ["OnTerminateFunction"]
+    assert d["released"] is None and d["blocked"] is None and d["dead"] == [] and d["resumed"] == []
+    assert d["margin"] == 1  # 3 healthy managers, quorum 2
+    assert doc["lifecycle"] == [] and doc["cluster"]["managers"] == 3
+
+
+def test_another_teams_terminate_hook_reaches_no_autojoin_function() -> None:
+    doc = replay("autoscaling_terminate_other_hook")
+    assert doc["decision"] == (
+        "ignored: no rule in template.yaml matches aws.autoscaling / EC2 Instance-terminate Lifecycle Action"
+    )
+    assert doc["invocations"] == [] and doc["lifecycle"] == []
 
 
 @pytest.mark.parametrize(
@@ -185,6 +206,9 @@ def test_termination_policy_inputs(name: str) -> None:
         answer = doc["decision"]["InstanceIDs"]
         assert isinstance(answer, list)
         assert set(answer) <= {i["InstanceId"] for i in given["Instances"]}  # only instances it was offered
+        assert [i["function"] for i in doc["invocations"]] == ["TerminationPolicyFunction"]
+        if given["AutoScalingGroupName"] == "demo-manager":
+            assert answer == []  # the default state has 3 managers: the floor (MinManagers 3)
     else:
         assert doc["decision"].startswith("ignored: group demo-manager has no custom termination policy")
         assert "TerminationPolicyFunction" in doc["decision"]
@@ -232,6 +256,8 @@ def test_every_shipped_event_is_covered_here() -> None:
         "autoscaling_terminate_successful",
         "autoscaling_terminate_unsuccessful",
         "scheduled_reconcile",
+        "scheduled_guard",
+        "autoscaling_terminate_other_hook",
         "termination_policy_scale_in",
         "termination_policy_instance_refresh",
         "termination_policy_max_instance_lifetime",

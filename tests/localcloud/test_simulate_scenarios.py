@@ -97,8 +97,8 @@ def test_the_benchmark_only_scenarios_are_valid_and_the_tests_keep_a_smaller_bur
 def test_duplicate_and_late_events_complete_nothing_twice() -> None:
     doc = simulate_json(REPO / "scenarios/duplicate-and-late-events.yaml")
     late, gone = doc["steps"]
-    assert late["invocations"] == 2  # both copies reached OnLaunchFunction
-    assert gone["invocations"] == 1
+    assert late["functions"]["OnLaunchFunction"] == 2  # both copies reached OnLaunchFunction
+    assert gone["functions"]["OnLaunchFunction"] == 1
     assert doc["final"]["lifecycle"] == {"CONTINUE": 0, "ABANDON": 0}
     assert doc["violations"] == []
 

@@ -277,3 +277,112 @@ def test_rotation_handler_runs_the_steps_and_rejects_bad_input(
     captured = capfd.readouterr()
     assert not TOKEN.search(env.logs.getvalue() + captured.out + captured.err)
     assert '"message":"rejectedrotationinput"' in env.logs.getvalue().replace(" ", "")
+
+
+# --- the quorum guard's handlers -------------------------------------------------------------------
+
+
+def _terminate_event(env: Env, iid: str, hook: str = "autojoin-terminate") -> dict[str, Any]:
+    info = env.fleet.by_id[iid]
+    env.fleet.by_id[iid] = info.model_copy(update={"lifecycle_state": "Terminating:Wait"})
+    env.fleet.open_actions.add(iid)
+    return {
+        "version": "0",
+        "id": f"term-{iid}",
+        "detail-type": "EC2 Instance-terminate Lifecycle Action",
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "LifecycleActionToken": f"tok-{iid}",
+            "AutoScalingGroupName": info.group,
+            "LifecycleHookName": hook,
+            "EC2InstanceId": iid,
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+        },
+    }
+
+
+def _guard_settings(env: Env) -> None:
+    settings = env.deps.settings.model_copy(
+        update={"manager_group": "demo-manager", "worker_group": "demo-worker"}
+    )
+    env.deps.settings = settings
+
+
+def test_another_teams_launch_hook_is_never_completed(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+    handler = load_handler("on_launch")
+    result = handler(
+        env.event(Role.MANAGER, "us-east-1a", LifecycleHookName="web-launch"), Context(), deps=env.deps
+    )
+    assert result["outcome"] == "ignored" and "web-launch" in result["reason"]
+    assert env.fleet.completions == []
+    assert emf_metrics(capfd.readouterr().out) == ["HookIgnored"]
+
+
+def test_on_terminate_removes_a_manager_gracefully_and_counts_it(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    launch = load_handler("on_launch")
+    ids = []
+    for z in (*ZONES, *ZONES[:2]):
+        event = env.event(Role.MANAGER, z)
+        launch(event, Context(), deps=env.deps)
+        ids.append(event["detail"]["EC2InstanceId"])
+    capfd.readouterr()
+    terminate = load_handler("on_terminate")
+    result = terminate(_terminate_event(env, ids[-1]), Context(function_name="on_terminate"), deps=env.deps)
+    assert result["outcome"] == "removed", result
+    assert result["steps"] == ["drain", "demote", "demotion-effective", "leave", "rm"]
+    assert (ids[-1], LifecycleResult.CONTINUE) in [(c[0], c[1]) for c in env.fleet.completions]
+    metrics = emf_metrics(capfd.readouterr().out)
+    assert "ManagerRemoved" in metrics and "QuorumMargin" in metrics
+    # another team's terminate hook on the same group: not completed by autojoin
+    other = terminate(_terminate_event(env, ids[0], hook="backup-drain"), Context(), deps=env.deps)
+    assert other["outcome"] == "ignored"
+    assert [c[0] for c in env.fleet.completions].count(ids[0]) == 1  # its launch only
+
+
+def test_on_terminate_retains_the_manager_at_the_floor_and_raises_the_alarm_metric(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    launch = load_handler("on_launch")
+    ids = []
+    for z in ZONES:
+        event = env.event(Role.MANAGER, z)
+        launch(event, Context(), deps=env.deps)
+        ids.append(event["detail"]["EC2InstanceId"])
+    g = env.fleet.groups["demo-manager"]
+    env.fleet.groups["demo-manager"] = g.model_copy(update={"desired": 2})
+    capfd.readouterr()
+    result = load_handler("on_terminate")(_terminate_event(env, ids[0]), Context(), deps=env.deps)
+    assert result["outcome"] == "retained" and result["result"] == "ABANDON"
+    assert "MinManagers" in result["reason"] and result["operator_action"]
+    out = capfd.readouterr().out
+    assert "ManagerRetained" in emf_metrics(out)
+    assert len([m for m in env.swarm.members() if m.role is Role.MANAGER]) == 3
+
+
+def test_termination_policy_handler_answers_instance_ids_even_for_bad_input(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    policy = load_handler("termination_policy")
+    assert policy({"nonsense": True}, Context(), deps=env.deps) == {"InstanceIDs": []}
+    assert "BadInput" in emf_metrics(capfd.readouterr().out)
+    answer = policy(
+        {
+            "AutoScalingGroupName": "demo-worker",
+            "Cause": "SCALE_IN",
+            "CapacityToTerminate": [{"AvailabilityZone": "us-east-1a", "Capacity": 1}],
+            "Instances": [{"AvailabilityZone": "us-east-1a", "InstanceId": "i-0000000000000abc"}],
+        },
+        Context(),
+        deps=env.deps,
+    )
+    assert answer == {"InstanceIDs": ["i-0000000000000abc"]}  # no snapshot: workers allowed, said so
+    assert "SnapshotStale" in emf_metrics(capfd.readouterr().out)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from autojoin.adapters.aws.tokens import SecretsManagerTokenVault
     from autojoin.ports import Clock, CommandRunner, Orchestrator
     from autojoin.services.launch import LaunchService
+    from autojoin.services.reconcile import ReconcileService
     from autojoin.services.removal import RemovalService
     from autojoin.services.rotation import RotationService
     from autojoin.services.termination_policy import TerminationPolicyService
@@ -166,6 +167,26 @@ class Deps:
             orchestrator=self.orchestrator,
             state=self.state,
             clock=self.clock,
+        )
+
+    @cached_property
+    def reconcile(self) -> ReconcileService:
+        from autojoin.services.reconcile import LEASE_HOLDER, ReconcileConfig, ReconcileService
+
+        config = ReconcileConfig(
+            cluster=self.settings.cluster,
+            dry_run=self.settings.dry_run,
+            recover_after=self.settings.recover_after,
+            launch_hook=self.settings.launch_hook,
+        )
+        return ReconcileService(
+            config,
+            fleet=self.fleet,
+            orchestrator=self.orchestrator,
+            state=self.state,
+            clock=self.clock,
+            launch=self.launch,
+            remove_dead=lambda members: self.removal.remove_dead_nodes(LEASE_HOLDER, members),
         )
 
     @cached_property

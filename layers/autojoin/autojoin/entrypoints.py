@@ -17,7 +17,7 @@ from autojoin.bootstrap import Deps
 from autojoin.domain.model import LifecycleAction, LifecycleKind, Role
 from autojoin.errors import BadInput, JoinDeferred
 from autojoin.events import lifecycle_action
-from autojoin.observability import count, logger
+from autojoin.observability import NAMESPACE, MetricUnit, count, gauge, logger, metrics, single_metric
 from autojoin.services.launch import Outcome
 from autojoin.services.termination_policy import parse_policy_input
 
@@ -87,6 +87,39 @@ def _report_launch(decision: dict[str, Any]) -> None:
     else:
         logger.info(decision["reason"], extra={"decision": outcome.value, **fields})
     count(_LAUNCH_METRIC[outcome], role=str(decision.get("role") or ""))
+
+
+def reconcile(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
+    """Any event runs one reconcile pass (a schedule tick, a launch/terminate result): the event only says
+    why it ran. Metrics: HealthyManagers, QuorumMargin, ZoneFailuresTolerated, PendingJoins, LeaderAz (one
+    per AZ, 1 where the leader is), RetainedInstances."""
+    why = event.get("detail-type", "unknown") if isinstance(event, dict) else "unknown"
+    logger.append_keys(cluster=deps.settings.cluster)
+    metrics.add_dimension(name="cluster", value=deps.settings.cluster)
+    report = deps.reconcile.run()
+    out = report.to_dict()
+    gauge("RetainedInstances", len(report.retained))
+    gauge("PendingJoins", report.pending_joins)
+    if report.has_leader:
+        gauge("HealthyManagers", report.healthy_managers)
+        gauge("ZoneFailuresTolerated", report.zone_failures_tolerated)
+    gauge("QuorumMargin", report.quorum_margin)
+    if report.has_leader and report.leader_az:
+        with single_metric(
+            name="LeaderAz", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
+        ) as leader_metric:
+            leader_metric.add_dimension(name="cluster", value=deps.settings.cluster)
+            leader_metric.add_dimension(name="az", value=report.leader_az)
+    fields = {
+        k: out[k] for k in ("dry_run", "has_leader", "quorum_margin", "zone_failures_tolerated", "target")
+    }
+    log = logger.warning if not report.has_leader or report.quorum_margin <= 0 else logger.info
+    log(
+        out["step"] or "reconciled",
+        extra={"decision": "reconcile", "trigger": why, **fields, "actions": out["actions"]},
+    )
+    count("ReconcileRun")
+    return out
 
 
 def rotate_tokens(event: Any, deps: Deps) -> dict[str, str]:
@@ -164,12 +197,14 @@ def on_terminate(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
     logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id, asg=action.group)
     decision = deps.removal.handle(action, _holder(context, f"terminate:{action.instance_id}"))
     _report_removal(decision.to_dict())
+    for other in decision.also:
+        _report_removal(other.to_dict())
     return decision.to_dict()
 
 
 def _report_removal(decision: dict[str, Any]) -> None:
     outcome = str(decision["outcome"])
-    fields = {k: v for k, v in decision.items() if k != "reason" and v not in (None, [], "")}
+    fields = {k: v for k, v in decision.items() if k not in {"reason", "also"} and v not in (None, [], "")}
     if outcome == "retained":
         logger.error(decision["reason"], extra={"decision": outcome, **fields})
     elif outcome in {"waiting", "ignored"}:

@@ -11,7 +11,7 @@ import re
 import sys
 from typing import TextIO
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "autojoin"
@@ -41,7 +41,18 @@ logger = Logger(service=SERVICE, logger_handler=_StdoutHandler())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE)
 
-__all__ = ["REDACTED", "TOKEN_PATTERN", "MetricUnit", "logger", "metrics", "redact", "tracer"]
+__all__ = [
+    "NAMESPACE",
+    "REDACTED",
+    "TOKEN_PATTERN",
+    "MetricUnit",
+    "gauge",
+    "logger",
+    "metrics",
+    "redact",
+    "single_metric",
+    "tracer",
+]
 
 
 def redact(text: str) -> str:
@@ -65,3 +76,8 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     for key, val in dimensions.items():
         metrics.add_metadata(key=key, value=val)
+
+
+def gauge(name: str, value: float) -> None:
+    """A level, not an event (QuorumMargin, HealthyManagers...): one value per run, alarms read Minimum."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -22,6 +22,7 @@ from autojoin.domain.model import (
     LifecycleResult,
     Role,
 )
+from autojoin.domain.rebalance import ReconcileRecord
 
 
 class Clock(ABC):
@@ -61,6 +62,15 @@ class Fleet(ABC):
 
     @abstractmethod
     def set_protection(self, group: str, instance_ids: Sequence[str], protected: bool) -> None: ...
+
+    # --- the reconciler's group changes (services/reconcile.py) ---
+    @abstractmethod
+    def set_desired(self, group: str, desired: int) -> None:
+        """SetDesiredCapacity, raising MaxSize first when ``desired`` is above it."""
+
+    @abstractmethod
+    def terminate(self, instance_id: str, *, decrement: bool) -> None:
+        """TerminateInstanceInAutoScalingGroup: the group's terminate hooks run (graceful removal)."""
 
 
 class TokenVault(ABC):
@@ -255,3 +265,10 @@ class StateStore(ABC):
 
     @abstractmethod
     def remove_pending(self, cluster: str, instance_id: str) -> None: ...
+
+    # --- the reconciler's memory (services/reconcile.py) ---
+    @abstractmethod
+    def reconcile_record(self, cluster: str) -> ReconcileRecord | None: ...
+
+    @abstractmethod
+    def save_reconcile_record(self, cluster: str, record: ReconcileRecord) -> None: ...

@@ -28,6 +28,9 @@ class Settings(BaseModel):
     handoff_ttl: int = Field(default=900, ge=60)  # seconds an unclaimed ticket lives
     join_wait: float = Field(default=60.0, ge=0)  # seconds to wait for the node to show Ready
     idempotency_ttl: int = Field(default=7200, ge=60)
+    # the reconciler (services/reconcile.py)
+    dry_run: bool = False  # decide and report, change nothing
+    recover_after: float = Field(default=900.0, ge=0)  # s an impaired AZ must look good (hysteresis)
     region: str | None = None
     # the quorum guard (termination policy, on_terminate, the guard's schedule)
     manager_group: str = ""  # the groups' names: the termination policy makes no AWS call to learn them

@@ -189,6 +189,21 @@ def _notify_terminate_instances(original: Callable[..., Any]) -> Callable[..., A
     return notify_terminate_instances
 
 
+def _set_instance_protection(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Lifting scale-in protection terminates nothing by itself; Auto Scaling's next capacity check does,
+    when desired is below the members (here: a reconcile of the group right after the change)."""
+
+    def set_instance_protection(
+        self: Any, group_name: str, instance_ids: list[str], protected_from_scale_in: bool | None
+    ) -> None:
+        original(self, group_name, instance_ids, protected_from_scale_in)
+        eng = _managed(self.account_id, self.region_name, group_name)
+        if eng is not None and not protected_from_scale_in:
+            eng.on_protection_lifted(group_name)
+
+    return set_instance_protection
+
+
 def _delete_auto_scaling_group(original: Callable[..., Any]) -> Callable[..., Any]:
     def delete_auto_scaling_group(self: Any, group_name: str) -> None:
         eng = engine_for(self.account_id, self.region_name)
@@ -227,6 +242,11 @@ def install(engine: AsgEngine) -> None:
                 AutoScalingBackend,
                 "notify_terminate_instances",
                 _notify_terminate_instances(AutoScalingBackend.notify_terminate_instances),
+            )
+            _swap(
+                AutoScalingBackend,
+                "set_instance_protection",
+                _set_instance_protection(AutoScalingBackend.set_instance_protection),
             )
             _swap(
                 AutoScalingBackend,

@@ -18,6 +18,17 @@ def _secret_key(key: str) -> bool:
     return low in _SECRET_KEYS or low.endswith("jointoken") or low.endswith("secretstring")
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One event that went through the bus: which rules matched it and which functions it reached."""
+
+    event_id: str
+    detail_type: str
+    at: datetime
+    rules: tuple[str, ...]
+    functions: tuple[str, ...]
+
+
 def redact(value: Any) -> Any:
     """A deep copy of ``value`` with secret fields and any ``SWMTKN-1-…`` text replaced by ``***``."""
     if isinstance(value, dict):

@@ -37,6 +37,7 @@ Action = Literal[
     "rotate_tokens",
     "deliver",
     "wait",
+    "set_zones",
 ]
 ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # action -> (required, optional) fields
     "scale": (frozenset({"group", "desired"}), frozenset()),
@@ -48,6 +49,7 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # action -> (requ
     "rotate_tokens": (frozenset({"role"}), frozenset()),
     "deliver": (frozenset({"event"}), frozenset({"duplicate", "delay"})),
     "wait": (frozenset({"seconds"}), frozenset()),
+    "set_zones": (frozenset({"group", "zones"}), frozenset()),
 }
 PARAMS = frozenset().union(*(r | o for r, o in ACTIONS.values()))
 # actions that are the world's doing, not autojoin's: quorum lost right after one is a fact, not a fault
@@ -121,6 +123,7 @@ class Expect(BaseModel):
 
     has_leader: bool | None = None
     managers: int | None = Field(default=None, ge=0)  # healthy (reachable) managers in the swarm
+    voters: int | None = Field(default=None, ge=0)  # managers in Raft's member list, Down ones included
     workers: int | None = Field(default=None, ge=0)  # ready workers in the swarm
     layout: dict[str, int] | None = None  # healthy managers per AZ (unlisted AZs: 0)
     tolerates_zone_failures: int | None = Field(default=None, ge=0)
@@ -149,6 +152,7 @@ class Step(BaseModel):
     duplicate: bool = False
     delay: float = Field(default=0.0, ge=0)
     seconds: float | None = Field(default=None, ge=0)
+    zones: tuple[str, ...] | None = None  # set_zones: the AZs (subnets) the group spans from now on
     expect: Expect | None = None
 
     @field_validator("at")
@@ -193,6 +197,8 @@ class Step(BaseModel):
             return f"{a.replace('_', ' ')} {self.zone}"
         if a == "instance_refresh":
             return f"instance refresh of {self.group}"
+        if a == "set_zones":
+            return f"{self.group} spans {', '.join(self.zones or ())}"
         if a == "rotate_tokens":
             return f"rotate the {self.role.value if self.role else '?'} token"
         if a == "deliver":
@@ -299,6 +305,10 @@ def parse_scenario(data: object, path: Path) -> LoadedScenario:
             role = _resolve_group(step.group, spec, where)
         if step.zone is not None:
             _check_zone(step.zone, spec, where)
+        for zone in step.zones or ():
+            _check_zone(zone, spec, where)
+        if step.zones is not None and (not step.zones or len(set(step.zones)) != len(step.zones)):
+            raise BadInput(f"{where}: zones must name at least one AZ, each once")
         if step.target is not None and step.selector.zone is not None:
             _check_zone(step.selector.zone, spec, where)
         event = _read_event(step.event, path.parent, where) if step.event is not None else None

@@ -8,6 +8,7 @@ ends.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -58,6 +59,8 @@ class StepResult:
     violations: list[Violation] = field(default_factory=list)
     autojoin_acted: bool = False
     invocations: int = 0
+    functions: dict[str, int] = field(default_factory=dict)  # invocations per function (logical id)
+    changes: dict[str, int] = field(default_factory=dict)  # "Function:Operation" -> changing AWS calls
     error: str | None = None  # the action could not be carried out
 
     @property
@@ -75,6 +78,8 @@ class StepResult:
             "error": self.error,
             "autojoin_acted": self.autojoin_acted,
             "invocations": self.invocations,
+            "functions": dict(self.functions),
+            "changes": dict(self.changes),
             "expect": [c.to_json() for c in self.checks],
             "violations": [v.to_json() for v in self.violations],
             "state": self.state.to_json(),
@@ -136,6 +141,8 @@ def check(expect: Expect | None, state: ClusterState) -> list[Check]:
             got = state.has_leader
         elif key == "managers":
             got = state.managers
+        elif key == "voters":
+            got = state.voters
         elif key == "workers":
             got = state.workers
         elif key == "layout":
@@ -161,6 +168,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(getattr(k, "value", k)): v for k, v in value.items()}
     return value
+
+
+_READS = ("Describe", "Get", "List", "Query", "Scan", "BatchGet")
 
 
 class _Runner:
@@ -218,6 +228,9 @@ class _Runner:
         elif a == "deliver":
             assert ts.event is not None
             cloud.deliver(w.rewrite_event(dict(ts.event)), duplicate=step.duplicate, delay=step.delay)
+        elif a == "set_zones":
+            assert ts.group_role is not None and step.zones is not None
+            w.set_group_zones(ts.group_role, step.zones)
         elif a == "wait":
             w.advance_to(ts.at + (step.seconds or 0.0))
         cloud.clock.run_due()
@@ -239,6 +252,7 @@ def simulate(
     steps = loaded.steps
     with World(scenario.cluster, seed=the_seed, template=template) as world:
         runner = _Runner(world)
+        world.cloud.enable_schedules()  # the template's rate() rules run on the simulated clock
         current: list[int | None] = [None]
         watched: list[Violation] = []
 
@@ -261,6 +275,7 @@ def simulate(
             error: str | None = None
             broken = False
             before = len(world.cloud.invocations)
+            calls_before = len(world.cloud.calls)
             with world.capture():
                 try:
                     world.advance_to(ts.at)
@@ -298,6 +313,14 @@ def simulate(
                 violations=[replace(v, detail=str(world.aliases.outward(v.detail))) for v in mine + stepwise],
                 autojoin_acted=acted,
                 invocations=len(world.cloud.invocations) - before,
+                functions=dict(Counter(i.function for i in world.cloud.invocations[before:])),
+                changes=dict(
+                    Counter(
+                        f"{c.function}:{c.operation}"
+                        for c in world.cloud.calls[calls_before:]
+                        if c.function and not c.operation.startswith(_READS)
+                    )
+                ),
                 error=error,
             )
             results.append(result)

@@ -56,6 +56,7 @@ class GroupSpec(Spec):
     layout: dict[str, int] | None = None  # zone -> instances (an explicit, possibly unbalanced layout)
     instances: tuple[InstanceSpec, ...] | None = None
     max_size: int | None = Field(default=None, ge=0)
+    zones: tuple[str, ...] | None = None  # the AZs (subnets) the group spans; default: every zone
 
     @model_validator(mode="after")
     def _one_way(self) -> GroupSpec:
@@ -84,6 +85,8 @@ class ClusterSpec(Spec):
     workers: GroupSpec = GroupSpec(count=2)
     # Secret ids the events use for the two token secrets; replay maps them to the stack's real ARNs.
     secrets: dict[Role, str] = Field(default_factory=dict)
+    # template parameters given to the stack as they are (e.g. DryRun: "true")
+    parameters: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("managers", "workers", mode="before")
     @classmethod
@@ -99,6 +102,11 @@ class ClusterSpec(Spec):
         for role in Role:
             g = self.group(role)
             key = _KEY[role]
+            for z in g.zones or ():
+                if z not in self.zones:
+                    raise ValueError(f"{key}.zones: zone {z} does not exist (zones: {', '.join(self.zones)})")
+            if g.zones is not None and (not g.zones or len(set(g.zones)) != len(g.zones)):
+                raise ValueError(f"{key}.zones: name at least one AZ, each once")
             for z in g.layout or {}:
                 if z not in self.group_zones(role):
                     raise ValueError(
@@ -127,7 +135,8 @@ class ClusterSpec(Spec):
         return self.group(role).name or f"{self.cluster}-{role.value}"
 
     def group_zones(self, role: Role) -> tuple[str, ...]:
-        return self.zones  # both groups span every zone (one SubnetIds parameter in the template)
+        """The AZs the group spans: every zone (one SubnetIds parameter in the template) unless given."""
+        return self.group(role).zones or self.zones
 
     def role_of_group(self, name: str) -> Role | None:
         return next((r for r in Role if self.group_name(r) == name), None)

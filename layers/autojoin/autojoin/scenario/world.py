@@ -141,6 +141,7 @@ class World:
             try:
                 self._provision()
                 self._seed()
+                self.cloud.enable_schedules()  # the template's rate() rules: the reconciler's tick
             except BaseException:
                 self.cloud.__exit__(None, None, None)
                 raise
@@ -182,6 +183,7 @@ class World:
             managers=0,
             workers=0,
             heartbeat_timeout=spec.hook_timeouts.launch,
+            params=dict(spec.parameters),
             stack_name=spec.cluster,
         )
         self.stack = stack
@@ -197,6 +199,21 @@ class World:
             if isinstance(secret, str):
                 self.aliases.add(spec.secret_alias(role), secret)
         self._terminate_timeouts()
+        for role in Role:
+            if spec.group(role).zones is not None:
+                self.set_group_zones(role, spec.group_zones(role))
+
+    def set_group_zones(self, role: Role, zones: tuple[str, ...]) -> None:
+        """UpdateAutoScalingGroup with the subnets of ``zones`` (one subnet per AZ, as provisioned)."""
+        ec2 = self.cloud.session.client("ec2", region_name=self.spec.region)
+        subnets = {s["AvailabilityZone"]: s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}
+        missing = [z for z in zones if z not in subnets]
+        if missing:
+            raise BadInput(f"no subnet in {', '.join(missing)}")
+        asg = self.cloud.session.client("autoscaling", region_name=self.spec.region)
+        asg.update_auto_scaling_group(
+            AutoScalingGroupName=self.groups[role], VPCZoneIdentifier=",".join(subnets[z] for z in zones)
+        )
 
     def _terminate_timeouts(self) -> None:
         from autojoin.localcloud import TERMINATING, HookSpec
@@ -313,7 +330,14 @@ class World:
             )
             for role, _inst, real in members
         )
-        deps.state.save_snapshot(ClusterView(cluster=cluster, nodes=nodes, zones=self.spec.zones))
+        deps.state.save_snapshot(
+            ClusterView(
+                cluster=cluster,
+                nodes=nodes,
+                zones=self.spec.group_zones(Role.MANAGER),
+                taken_at=self.cloud.clock.now(),
+            )
+        )
 
     # --- observation -------------------------------------------------------------------------------
 

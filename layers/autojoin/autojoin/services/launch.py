@@ -160,6 +160,13 @@ class LaunchService:
         pending = self._finish_pending() if decision.outcome is Outcome.JOINED else ()
         return _with_also(decision, pending)
 
+    def finish_pending(self) -> tuple[LaunchDecision, ...]:
+        """Work the pending list now: the reconciler's way to finish joins that a lost, failed or exhausted
+        launch event left waiting (the same path a completed bootstrap or join takes)."""
+        if not self.state.is_bootstrapped(self.config.cluster):
+            return ()
+        return self._finish_pending()
+
     # ---------------------------------------------------------------------------------------------
     def _claim_bootstrap(self, instance_id: str) -> bool:
         """Claim the cluster's first init; take over a claim whose owner is gone (its launch failed)."""

@@ -22,7 +22,7 @@ Every quorum-changing step holds the lease; a contender records its action and w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -72,6 +72,7 @@ class RemovalDecision:
     margin_after: int | None = None
     error: str | None = None
     operator_action: str | None = None  # set when the instance is retained
+    also: tuple[RemovalDecision, ...] = ()  # waiting removals worked on the way (under the same lease)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -86,6 +87,7 @@ class RemovalDecision:
             "margin_after": self.margin_after,
             "error": self.error,
             "operator_action": self.operator_action,
+            "also": [d.to_dict() for d in self.also],
         }
 
 
@@ -261,11 +263,33 @@ class RemovalService:
             other = self.state.lease_holder(cfg.cluster) or "another change"
             return self._wait(action, since, f"the cluster lease is held by {other}", "LeaseHeld")
         try:
-            return self._remove_manager_leased(action, _Run(holder), since)
-        except LeaseLost as exc:
-            return self._wait(action, since, str(exc), "LeaseLost")
+            # removals that waited go first: one may be safe now, and leaving it in the swarm while this
+            # one goes (and its replacement is placed) would skew the layout
+            also = self._work_waiting(holder, exclude=action.instance_id)
+            try:
+                decision = self._remove_manager_leased(action, _Run(holder), since)
+            except LeaseLost as exc:
+                decision = self._wait(action, since, str(exc), "LeaseLost")
+            return replace(decision, also=tuple(also)) if also else decision
         finally:
             self.state.release_lease(cfg.cluster, holder)
+
+    def _work_waiting(self, holder: str, exclude: str | None = None) -> list[RemovalDecision]:
+        """Try every waiting removal again (the caller holds the lease)."""
+        out: list[RemovalDecision] = []
+        for action, since in self.state.removals(self.config.cluster):
+            if action.instance_id == exclude:
+                continue
+            instance = self.fleet.instance(action.instance_id)
+            if instance is None or instance.gone or instance.lifecycle_state != "Terminating:Wait":
+                self.state.remove_removal(self.config.cluster, action.instance_id)
+                continue
+            try:
+                out.append(self._remove_manager_leased(action, _Run(holder), since))
+            except LeaseLost as exc:
+                out.append(self._wait(action, since, str(exc), "LeaseLost"))
+                break
+        return out
 
     def _remove_manager_leased(
         self, action: LifecycleAction, run: _Run, since: datetime | None
@@ -480,14 +504,17 @@ class RemovalService:
         return TickReport(resumed, dead, released, blocked, margin(view))
 
     def resume_waiting(self, holder: str) -> list[RemovalDecision]:
-        out: list[RemovalDecision] = []
-        for action, since in self.state.removals(self.config.cluster):
-            instance = self.fleet.instance(action.instance_id)
-            if instance is None or instance.gone or instance.lifecycle_state != "Terminating:Wait":
-                self.state.remove_removal(self.config.cluster, action.instance_id)
-                continue
-            out.append(self._remove_manager(action, holder, since))
-        return out
+        """Try the waiting removals again, under the lease (nothing when another change holds it: that
+        change works them itself)."""
+        cfg = self.config
+        if not self.state.removals(cfg.cluster):
+            return []
+        if not self.state.acquire_lease(cfg.cluster, holder, cfg.lease_ttl):
+            return []
+        try:
+            return self._work_waiting(holder)
+        finally:
+            self.state.release_lease(cfg.cluster, holder)
 
     def remove_dead_nodes(self, holder: str, members: Sequence[Member] | None = None) -> list[DeadNode]:
         """Remove the nodes whose instance is gone (terminated, or unknown to EC2) and that show Down:

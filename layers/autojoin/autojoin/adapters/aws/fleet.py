@@ -156,3 +156,22 @@ class AsgFleet(Fleet):
             )
         except ClientError as exc:
             raise translate(exc, "SetInstanceProtection") from exc
+
+    def set_desired(self, group: str, desired: int) -> None:
+        info = self.group(group)
+        try:
+            if info is not None and desired > info.max_size:
+                self._asg.update_auto_scaling_group(AutoScalingGroupName=group, MaxSize=desired)
+            self._asg.set_desired_capacity(
+                AutoScalingGroupName=group, DesiredCapacity=desired, HonorCooldown=False
+            )
+        except ClientError as exc:
+            raise translate(exc, "SetDesiredCapacity") from exc
+
+    def terminate(self, instance_id: str, *, decrement: bool) -> None:
+        try:
+            self._asg.terminate_instance_in_auto_scaling_group(
+                InstanceId=instance_id, ShouldDecrementDesiredCapacity=decrement
+            )
+        except ClientError as exc:
+            raise translate(exc, "TerminateInstanceInAutoScalingGroup") from exc

@@ -2,8 +2,9 @@
 
 Items: ``snapshot`` (the ClusterView as JSON), ``bootstrap`` (who claimed the first init, and whether it
 finished), ``lease`` (holder + expiry, conditional writes), ``pending#<instance>`` (a launch waiting for
-the cluster), ``removal#<instance>`` (a terminate action waiting until its removal is safe). Idempotency
-records of Powertools live in the same table under their own pk.
+the cluster), ``removal#<instance>`` (a terminate action waiting until its removal is safe),
+``reconcile`` (the reconciler's memory: zone watches, its surge, its last decisions). Idempotency records
+of Powertools live in the same table under their own pk.
 
 Snapshot format: ``view`` is ``ClusterView.model_dump_json()``. A DynamoDB item holds at most 400 KB, so a
 view whose JSON exceeds SNAPSHOT_BUDGET is stored summarised (:meth:`ClusterView.summarised`: every
@@ -25,6 +26,7 @@ from botocore.exceptions import ClientError
 
 from autojoin.adapters.aws.errors import code_of, translate
 from autojoin.domain.model import ClusterView, LifecycleAction, Role
+from autojoin.domain.rebalance import ReconcileRecord
 from autojoin.ports import StateStore
 
 if TYPE_CHECKING:
@@ -262,3 +264,18 @@ class DynamoStateStore(StateStore):
             )
         except ClientError as exc:
             raise translate(exc, "DeleteItem") from exc
+
+    # --- the reconciler's memory ------------------------------------------------------------------
+    def reconcile_record(self, cluster: str) -> ReconcileRecord | None:
+        item = self._get(cluster, "reconcile")
+        return ReconcileRecord.model_validate_json(item["record"]["S"]) if item else None
+
+    def save_reconcile_record(self, cluster: str, record: ReconcileRecord) -> None:
+        self._put(
+            {
+                "pk": _pk(cluster),
+                "sk": {"S": "reconcile"},
+                "record": {"S": record.model_dump_json()},
+                "updated_at": {"N": str(self._epoch())},
+            }
+        )

@@ -1,0 +1,57 @@
+"""Instance health and zone outages: a crashed instance is stopped, marked Unhealthy after the health
+check delay and replaced; a zone outage crashes its members; a recovered zone may start a rebalance."""
+
+from __future__ import annotations
+
+from autojoin.localcloud.core import EngineCore
+from autojoin.localcloud.state import (
+    _TERMINATING_STATES,
+)
+
+
+class Health(EngineCore):
+    """Health checks and availability-zone outages."""
+
+    def crash(self, instance_id: str) -> None:
+        """The instance dies: EC2 stops it, the ASG health check marks it Unhealthy and replaces it."""
+        found = self.member(instance_id)
+        if found is None or found[1].crashed:
+            return
+        st, t = found
+        t.crashed = True
+        if st.instance.state == "running":
+            st.instance.stop()
+        self._notify("crashed", instance_id)
+        self.clock.call_later(self.health_check_delay, lambda: self._health_check(instance_id))
+
+    def _health_check(self, instance_id: str) -> None:
+        st = self._state(instance_id)
+        t = self.tracked.get(instance_id)
+        if st is None or t is None or t.final_state or st.lifecycle_state in _TERMINATING_STATES:
+            return
+        st.health_status = "Unhealthy"
+        at = self._now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.begin_terminate(
+            instance_id,
+            f"At {at} an instance was taken out of service in response to an EC2 instance status checks "
+            "failure.",
+        )
+
+    def zone_outage(self, zone: str) -> list[str]:
+        self.zones_down.add(zone)
+        hit = [
+            s.instance.id
+            for g in list(self.groups)
+            for s in self.group(g).instance_states
+            if s.availability_zone == zone and s.lifecycle_state not in {"Terminated"}
+        ]
+        for iid in hit:
+            self.crash(iid)
+        return hit
+
+    def zone_recover(self, zone: str) -> None:
+        self.zones_down.discard(zone)
+        for g in list(self.groups):
+            self._schedule_reconcile(g)
+            if self.imbalance(g) > 1:
+                self.rebalance(g)

@@ -1,0 +1,80 @@
+"""The reconciler's "Done when" scenarios, read through their JSON timelines: what it changed, and when.
+
+(test_simulate_scenarios.py runs every shipped scenario for PASSED; these look at the calls behind it.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from autojoin.cli.main import app
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = str(REPO / "template.yaml")
+runner = CliRunner()
+# what the reconciler may change without being a rebalance: its own state items (snapshot, record, lease)
+STATE_WRITES = {"PutItem", "DeleteItem", "UpdateItem"}
+
+
+def run(name: str) -> dict[str, Any]:
+    result = runner.invoke(
+        app, ["simulate", str(REPO / "scenarios" / f"{name}.yaml"), "--template", TEMPLATE, "--json"]
+    )
+    assert result.exit_code == 0, (result.stderr, result.stdout[-3000:])
+    doc: dict[str, Any] = json.loads(result.stdout)
+    assert doc["passed"] and doc["violations"] == []
+    return doc
+
+
+def reconciler_changes(doc: dict[str, Any]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for step in doc["steps"]:
+        for key, n in step["changes"].items():
+            fn, _, op = key.partition(":")
+            if fn == "ReconcileFunction":
+                out[op] += n
+    return out
+
+
+def test_3_2_gets_a_third_az_by_one_surge_and_one_retirement() -> None:
+    doc = run("reconcile-3-2-gets-a-third-az")
+    changes = reconciler_changes(doc)
+    assert changes["SetDesiredCapacity"] == 1
+    assert changes["TerminateInstanceInAutoScalingGroup"] == 1
+    assert doc["final"]["layout"] == {"us-east-1a": 2, "us-east-1b": 2, "us-east-1c": 1}
+    assert doc["final"]["voters"] == 5
+
+
+def test_half_an_hour_without_the_az_holding_two_managers() -> None:
+    doc = run("reconcile-az-outage-half-hour")
+    assert all(step["state"]["has_leader"] for step in doc["steps"])
+    changes = reconciler_changes(doc)
+    assert not {"SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup"} & set(changes), changes
+    assert doc["final"]["voters"] == 5 and doc["final"]["managers"] == 5
+
+
+def test_flapping_az_health_causes_no_churn() -> None:
+    doc = run("reconcile-flapping-az-no-churn")
+    changes = reconciler_changes(doc)
+    assert set(changes) <= STATE_WRITES | {"CompleteLifecycleAction"}, changes
+    assert sum(step["functions"].get("ReconcileFunction", 0) for step in doc["steps"]) > 8  # it did run
+
+
+def test_dry_run_changes_nothing() -> None:
+    doc = run("reconcile-dry-run-changes-nothing")
+    changes = reconciler_changes(doc)
+    assert set(changes) == {"PutItem"}, changes  # the snapshot and its own decision log, nothing else
+    assert doc["final"]["layout"] == {"us-east-1a": 3, "us-east-1b": 2, "us-east-1c": 0}
+
+
+def test_a_launch_whose_event_was_lost_still_joins() -> None:
+    doc = run("reconcile-lost-launch-event-still-joins")
+    changes = reconciler_changes(doc)
+    assert changes["CompleteLifecycleAction"] == 1
+    assert all("OnLaunchFunction" not in step["functions"] for step in doc["steps"])
+    assert doc["final"]["lifecycle"] == {"CONTINUE": 1, "ABANDON": 0}
