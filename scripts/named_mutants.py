@@ -125,6 +125,27 @@ MUTANTS = [
         (EDGES + "test_a_manager_that_waited_and_then_fails_to_bootstrap_leaves_no_pending_record",),
     ),
     Mutant(
+        "launch (make mutate survivor): a GONE decision without its instance",
+        "services/launch.py",
+        'Outcome.GONE, "lifecycle action already finished", instance.instance_id, role',
+        'Outcome.GONE, "lifecycle action already finished", None, role',
+        (EDGES + "test_each_path_gives_its_reason",),
+    ),
+    Mutant(
+        "launch (make mutate survivor): the join wait starts at 1 s",
+        "services/launch.py",
+        "        waited = 0.0\n",
+        "        waited = 1.0\n",
+        (EDGES + "test_the_join_wait_is_counted_in_whole_polls_from_zero",),
+    ),
+    Mutant(
+        "launch (make mutate survivor): a node not listed yet crashes the readiness wait",
+        "services/launch.py",
+        "if m.node_id == node_id), None)",
+        "if m.node_id == node_id), )",
+        (EDGES + "test_a_node_the_orchestrator_does_not_list_yet_is_polled_for",),
+    ),
+    Mutant(
         "events: the flat SQS/SNS body is not recognised",
         "events.py",
         'if "LifecycleTransition" in event:',
