@@ -51,8 +51,12 @@ class FileResult:
     equivalent: list[str] = field(default_factory=list)
 
     @property
+    def unchecked(self) -> int:
+        return sum(s == "not checked" for s in self.status.values())
+
+    @property
     def total(self) -> int:
-        return len(self.status)
+        return len(self.status) - self.unchecked
 
     @property
     def killed(self) -> int:
@@ -165,7 +169,8 @@ def save_results(path: str) -> None:
     saved = {}
     for name, code in sorted(codes.items()):
         status = status_by_exit_code[code]
-        saved[name] = {"status": status, "diff": "" if status in KILLED else diff_of(name)}
+        keep_diff = status not in KILLED and status != "not checked"
+        saved[name] = {"status": status, "diff": diff_of(name) if keep_diff else ""}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / (path.replace("/", ".") + ".json")).write_text(json.dumps(saved, indent=1, ensure_ascii=False))
 
@@ -190,7 +195,7 @@ def results(path: str, equivalents: list[tuple[str, str]]) -> FileResult:
     for name, entry in saved.items():
         status, diff = entry["status"], entry["diff"]
         result.status[name] = status
-        if status in KILLED:
+        if status in KILLED or status == "not checked":
             continue
         plain = plain_name(name)
         added = [_norm(ln[1:]) for ln in diff.splitlines() if ln.startswith("+")]
@@ -206,9 +211,11 @@ def report(found: list[FileResult], target: float) -> bool:
     lines = ["", f"{'file':32} {'killed':>7} {'total':>6} {'rate':>7} {'equiv':>6} {'w/o equiv':>10}"]
     for r in found:
         adjusted = r.rate(without_equivalents=True)
-        bad = adjusted < target or bool(r.survivors) or r.total == 0
+        bad = adjusted < target or bool(r.survivors) or r.total == 0 or r.unchecked > 0
         ok &= not bad
-        flag = "  <-- below target or undocumented survivors" if bad else ""
+        flag = "  <-- below target, undocumented survivors or not (fully) run" if bad else ""
+        if r.unchecked:
+            flag += f" ({r.unchecked} not checked)"
         lines.append(
             f"{r.path:32} {r.killed:7} {r.total:6} {r.rate(without_equivalents=False):6.1f}% "
             f"{len(r.equivalent):6} {adjusted:9.1f}%{flag}"
