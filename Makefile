@@ -12,7 +12,8 @@ CHECK_PLATFORM ?= manylinux2014_$(shell uname -m)
 CHECK_PYTHON   ?= $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 .PHONY: help setup demo test lint typecheck unit localcloud swarm template cov clean lab-up lab-down bench-swarm \
-        tools build build-check deploy checkov bench-cold-start lock bench-replay sync-project check-install
+        tools build build-check deploy checkov bench-cold-start lock bench-replay sync-project check-install \
+        mutate bench-burst
 
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -85,6 +86,12 @@ test: setup swarm-deps lint typecheck  ## EVERY test: lint, types, unit+localclo
 
 unit: setup      ## fast tests only (no real swarm)
 	$(BIN)/pytest -m 'not swarm' tests
+
+mutate: setup    ## mutation testing (mutmut; slow, not part of test): kill rate per file + survivors; FILES=events.py for one
+	nice -n 19 $(BIN)/python scripts/mutate.py $(FILES)
+
+bench-burst: setup ## the 200-launch worker burst on the local cloud, timed against `import boto3`
+	nice $(BIN)/python scripts/bench_burst.py
 
 lab-up: setup    ## a real swarm lab: 3 managers, 2 workers over 3 AZs
 	$(BIN)/autojoin lab up --managers 3 --workers 2
