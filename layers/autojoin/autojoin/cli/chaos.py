@@ -1,0 +1,104 @@
+"""``autojoin simulate --chaos N --seed S [fault flags] [--save DIR]``: N generated timelines, each checked
+against every invariant (scenario/chaos.py); the fault flags shared with a single ``simulate`` run.
+
+Prints one line per failing timeline (and the scenario file that reproduces it, with ``--save``), then a
+summary. Exit 0 when every timeline passed, 1 otherwise, 2 for bad flags.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def fault_plan(scenario_plan: Any, flags: dict[str, Any]) -> Any:
+    """The scenario's ``faults:`` with the flags given on the command line over it (None: no faults)."""
+    from pydantic import ValidationError
+
+    from autojoin.localcloud.faults import merge
+
+    try:
+        return merge(scenario_plan, flags)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        typer.echo(f"error: --{where.replace('_', '-')}: {first.get('msg', 'invalid')}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def chaos_command(
+    count: int, seed: int, *, flags: dict[str, Any], template: str, save: str | None, as_json: bool
+) -> None:
+    from autojoin.localcloud import LocalCloudError, TemplateError
+    from autojoin.localcloud.faults import describe
+    from autojoin.scenario import chaos
+
+    if count < 1:
+        typer.echo("error: --chaos: give the number of timelines (1 or more)", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    plan = fault_plan(None, flags)
+    if not Path(template).is_file():
+        typer.echo(
+            f"error: {template}: no such template (run from the project root, or pass --template)", err=True
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+    def show(o: chaos.Outcome) -> None:
+        if as_json or o.passed:
+            return
+        where = f" -> {o.saved}" if o.saved else ""
+        typer.echo(f"timeline {o.index} ({o.document['name']}) FAILED{where}")
+        for p in o.problems:
+            typer.echo(f"    {p}")
+
+    try:
+        outcomes = chaos.run(
+            count,
+            seed,
+            plan,
+            template=Path(template),
+            save_dir=Path(save) if save else None,
+            on_outcome=show,
+        )
+    except (LocalCloudError, TemplateError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    failed = [o for o in outcomes if not o.passed]
+    injected: dict[str, int] = {}
+    for o in outcomes:
+        for k, v in o.faults.items():
+            injected[k] = injected.get(k, 0) + v
+    skipped = sum(len(o.skipped) for o in outcomes)
+    if as_json:
+        doc = {
+            "timelines": count,
+            "seed": seed,
+            "faults": plan.model_dump(mode="json") if plan is not None else None,
+            "failed": [
+                {
+                    "index": o.index,
+                    "name": o.document["name"],
+                    "problems": o.problems,
+                    "saved": str(o.saved or ""),
+                }
+                for o in failed
+            ],
+            "injected": injected,
+            "skipped_steps": skipped,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        what = describe(plan) if plan is not None else "no faults"
+        typer.echo(
+            f"chaos: {count} timeline(s), seed {seed}, {what}: "
+            f"{count - len(failed)} passed, {len(failed)} failed; "
+            f"injected {injected or 'nothing'}; {skipped} step(s) without a target skipped"
+        )
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
