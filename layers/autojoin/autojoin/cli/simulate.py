@@ -24,8 +24,10 @@ def _is_long(loaded: Any) -> bool:
     return len(steps) >= LONG_SCENARIO_STEPS or big
 
 
-def simulate_command(
-    scenario: Annotated[str, typer.Argument(metavar="SCENARIO.yaml", help="A scenario (docs/scenarios.md).")],
+def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
+    scenario: Annotated[
+        str | None, typer.Argument(metavar="SCENARIO.yaml", help="A scenario (docs/scenarios.md).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as one JSON document.")] = False,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of the local cloud (default: the scenario's).")
@@ -33,6 +35,30 @@ def simulate_command(
     template: Annotated[
         str, typer.Option("--template", metavar="PATH", help="The SAM template to wire from.")
     ] = "template.yaml",
+    chaos: Annotated[
+        int | None,
+        typer.Option("--chaos", metavar="N", help="Run N generated timelines instead (seeded by --seed)."),
+    ] = None,
+    save: Annotated[
+        str | None, typer.Option("--save", metavar="DIR", help="--chaos: write each failing timeline here.")
+    ] = None,
+    throttle: Annotated[float | None, typer.Option(help="Share of AWS call attempts throttled.")] = None,
+    errors: Annotated[
+        float | None, typer.Option(help="Share of AWS call attempts failing with a 5xx.")
+    ] = None,
+    no_sdk_retries: Annotated[
+        bool,
+        typer.Option(
+            "--no-sdk-retries", help="Faults hit whole calls (the SDK's retries do not absorb them)."
+        ),
+    ] = False,
+    kill: Annotated[
+        float | None, typer.Option(help="Share of function runs killed between two AWS calls.")
+    ] = None,
+    duplicate: Annotated[float | None, typer.Option(help="Share of events delivered 2 or 3 times.")] = None,
+    late: Annotated[float | None, typer.Option(help="Share of events delivered late (out of order).")] = None,
+    lose: Annotated[float | None, typer.Option(help="Share of events never delivered.")] = None,
+    fault_seed: Annotated[int | None, typer.Option(help="Seed of the fault plan.")] = None,
 ) -> None:
     """Run a scenario on the local cloud: the layout and tolerance after each step, and a verdict.
 
@@ -43,12 +69,29 @@ def simulate_command(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from autojoin.cli.chaos import chaos_command, fault_plan
     from autojoin.errors import AutojoinError
     from autojoin.localcloud import LocalCloudError, TemplateError
     from autojoin.scenario import render
     from autojoin.scenario.model import load_scenario
     from autojoin.scenario.runner import simulate
 
+    flags = {
+        "throttle": throttle,
+        "errors": errors,
+        "kill": kill,
+        "duplicate": duplicate,
+        "late": late,
+        "lose": lose,
+        "seed": fault_seed,
+        "sdk_retries": False if no_sdk_retries else None,
+    }
+    if chaos is not None:
+        chaos_command(chaos, seed or 0, flags=flags, template=template, save=save, as_json=as_json)
+        return
+    if scenario is None:
+        typer.echo("error: give a SCENARIO.yaml (or --chaos N)", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
     try:
         loaded = load_scenario(Path(scenario))
     except AutojoinError as exc:
@@ -64,6 +107,7 @@ def simulate_command(
         transient=True,
         disable=not (err.is_terminal and _is_long(loaded)),
     )
+    plan = fault_plan(loaded.scenario.faults, flags)
     task = bar.add_task(loaded.name, total=len(loaded.steps) or 1)
 
     def progress(done: int, total: int, what: str) -> None:
@@ -71,7 +115,7 @@ def simulate_command(
 
     try:
         with bar:
-            result = simulate(loaded, seed=seed, template=Path(template), progress=progress)
+            result = simulate(loaded, seed=seed, template=Path(template), progress=progress, faults=plan)
     except (AutojoinError, LocalCloudError, TemplateError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
