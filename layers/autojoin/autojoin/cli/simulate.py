@@ -36,16 +36,14 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
         str, typer.Option("--template", metavar="PATH", help="The SAM template to wire from.")
     ] = "template.yaml",
     chaos: Annotated[
-        int | None,
+        str | None,
         typer.Option("--chaos", metavar="N", help="Run N generated timelines instead (seeded by --seed)."),
     ] = None,
     save: Annotated[
         str | None, typer.Option("--save", metavar="DIR", help="--chaos: write each failing timeline here.")
     ] = None,
-    throttle: Annotated[float | None, typer.Option(help="Share of AWS call attempts throttled.")] = None,
-    errors: Annotated[
-        float | None, typer.Option(help="Share of AWS call attempts failing with a 5xx.")
-    ] = None,
+    throttle: Annotated[str | None, typer.Option(help="Share of AWS call attempts throttled.")] = None,
+    errors: Annotated[str | None, typer.Option(help="Share of AWS call attempts failing with a 5xx.")] = None,
     no_sdk_retries: Annotated[
         bool,
         typer.Option(
@@ -53,12 +51,12 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
         ),
     ] = False,
     kill: Annotated[
-        float | None, typer.Option(help="Share of function runs killed between two AWS calls.")
+        str | None, typer.Option(help="Share of function runs killed between two AWS calls.")
     ] = None,
-    duplicate: Annotated[float | None, typer.Option(help="Share of events delivered 2 or 3 times.")] = None,
-    late: Annotated[float | None, typer.Option(help="Share of events delivered late (out of order).")] = None,
-    lose: Annotated[float | None, typer.Option(help="Share of events never delivered.")] = None,
-    fault_seed: Annotated[int | None, typer.Option(help="Seed of the fault plan.")] = None,
+    duplicate: Annotated[str | None, typer.Option(help="Share of events delivered 2 or 3 times.")] = None,
+    late: Annotated[str | None, typer.Option(help="Share of events delivered late (out of order).")] = None,
+    lose: Annotated[str | None, typer.Option(help="Share of events never delivered.")] = None,
+    fault_seed: Annotated[str | None, typer.Option(help="Seed of the fault plan.")] = None,
 ) -> None:
     """Run a scenario on the local cloud: the layout and tolerance after each step, and a verdict.
 
@@ -86,7 +84,11 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
         "seed": fault_seed,
         "sdk_retries": False if no_sdk_retries else None,
     }
+    fault_plan(None, flags)  # every flag checked before anything is read
     if chaos is not None:
+        if scenario is not None:
+            typer.echo("error: give a SCENARIO.yaml or --chaos N, not both", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
         chaos_command(chaos, seed or 0, flags=flags, template=template, save=save, as_json=as_json)
         return
     if scenario is None:
