@@ -21,7 +21,7 @@ TEMPLATE_HELP = (
 )
 
 
-def replay_command(
+def replay_command(  # noqa: PLR0917 - one typer option each
     event: Annotated[str, typer.Argument(metavar="EVENT.json", help="An input as AWS would deliver it.")],
     state: Annotated[
         str | None,
@@ -34,6 +34,10 @@ def replay_command(
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the local cloud's random choices.")] = 0,
     template: Annotated[str | None, typer.Option("--template", metavar="PATH", help=TEMPLATE_HELP)] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Deploy with DryRun=true: the reconciler decides, changes nothing."),
+    ] = False,
 ) -> None:
     """Replay one input on the local cloud: the decision, the AWS calls it made, the resulting cluster.
 
@@ -54,6 +58,8 @@ def replay_command(
     try:
         given = read_event(Path(event))
         spec = load_state(Path(state) if state is not None else None)
+        if dry_run:
+            spec = spec.dry_run()
         result = replay(given, spec, seed=seed, template=Path(template) if template is not None else None)
     except (AutojoinError, LocalCloudError, TemplateError) as exc:
         typer.echo(f"error: {printable(str(exc))}", err=True)

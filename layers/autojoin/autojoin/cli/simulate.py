@@ -8,6 +8,7 @@ Format: docs/scenarios.md.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,8 +27,10 @@ def _is_long(loaded: Any) -> bool:
     return len(steps) >= LONG_SCENARIO_STEPS or big
 
 
-def simulate_command(
-    scenario: Annotated[str, typer.Argument(metavar="SCENARIO.yaml", help="A scenario (docs/scenarios.md).")],
+def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
+    scenario: Annotated[
+        str | None, typer.Argument(metavar="SCENARIO.yaml", help="A scenario (docs/scenarios.md).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as one JSON document.")] = False,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of the local cloud (default: the scenario's).")
@@ -41,6 +44,32 @@ def simulate_command(
             "else the template shipped in the package).",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Deploy with DryRun=true: the reconciler decides, changes nothing."),
+    ] = False,
+    chaos: Annotated[
+        str | None,
+        typer.Option("--chaos", metavar="N", help="Run N generated timelines instead (seeded by --seed)."),
+    ] = None,
+    save: Annotated[
+        str | None, typer.Option("--save", metavar="DIR", help="--chaos: write each failing timeline here.")
+    ] = None,
+    throttle: Annotated[str | None, typer.Option(help="Share of AWS call attempts throttled.")] = None,
+    errors: Annotated[str | None, typer.Option(help="Share of AWS call attempts failing with a 5xx.")] = None,
+    no_sdk_retries: Annotated[
+        bool,
+        typer.Option(
+            "--no-sdk-retries", help="Faults hit whole calls (the SDK's retries do not absorb them)."
+        ),
+    ] = False,
+    kill: Annotated[
+        str | None, typer.Option(help="Share of function runs killed between two AWS calls.")
+    ] = None,
+    duplicate: Annotated[str | None, typer.Option(help="Share of events delivered 2 or 3 times.")] = None,
+    late: Annotated[str | None, typer.Option(help="Share of events delivered late (out of order).")] = None,
+    lose: Annotated[str | None, typer.Option(help="Share of events never delivered.")] = None,
+    fault_seed: Annotated[str | None, typer.Option(help="Seed of the fault plan.")] = None,
 ) -> None:
     """Run a scenario on the local cloud: the layout and tolerance after each step, and a verdict.
 
@@ -54,14 +83,38 @@ def simulate_command(
     from autojoin.scenario.warmup import prepare
 
     prepare()  # before moto is imported
+    from autojoin.cli.chaos import chaos_command, fault_plan
     from autojoin.errors import AutojoinError
     from autojoin.localcloud import LocalCloudError, TemplateError
     from autojoin.scenario import render
     from autojoin.scenario.model import load_scenario
     from autojoin.scenario.runner import simulate
 
+    flags = {
+        "throttle": throttle,
+        "errors": errors,
+        "kill": kill,
+        "duplicate": duplicate,
+        "late": late,
+        "lose": lose,
+        "seed": fault_seed,
+        "sdk_retries": False if no_sdk_retries else None,
+    }
+    fault_plan(None, flags)  # every flag checked before anything is read
+    if chaos is not None:
+        if scenario is not None:
+            typer.echo("error: give a SCENARIO.yaml or --chaos N, not both", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        chaos_command(chaos, seed or 0, flags=flags, template=template, save=save, as_json=as_json)
+        return
+    if scenario is None:
+        typer.echo("error: give a SCENARIO.yaml (or --chaos N)", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
     try:
         loaded = load_scenario(Path(scenario))
+        if dry_run:
+            dry = loaded.scenario.model_copy(update={"cluster": loaded.scenario.cluster.dry_run()})
+            loaded = replace(loaded, scenario=dry)
     except AutojoinError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -75,6 +128,7 @@ def simulate_command(
         transient=True,
         disable=not (err.is_terminal and _is_long(loaded)),
     )
+    plan = fault_plan(loaded.scenario.faults, flags)
     task = bar.add_task(loaded.name, total=len(loaded.steps) or 1)
 
     def progress(done: int, total: int, what: str) -> None:
@@ -87,6 +141,7 @@ def simulate_command(
                 seed=seed,
                 template=Path(template) if template is not None else None,
                 progress=progress,
+                faults=plan,
             )
     except (AutojoinError, LocalCloudError, TemplateError) as exc:
         typer.echo(f"error: {exc}", err=True)
