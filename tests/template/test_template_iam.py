@@ -229,8 +229,11 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "autoscaling:DescribeAutoScalingGroups",  # manager_instances()
         "autoscaling:DescribeAutoScalingInstances",
         "ec2:DescribeInstances",
-        "dynamodb:GetItem",  # the snapshot: last known leader first
+        "dynamodb:GetItem",  # the snapshot: last known leader first; is the cluster bootstrapped
+        "dynamodb:PutItem",  # the cluster lease (rotations are serialised with other changes)
+        "dynamodb:DeleteItem",  # ... and its release
         "kms:Decrypt",
+        "kms:GenerateDataKey",  # the lease item, through DynamoDB
     },
     "ReconcileFunctionRole": {
         "autoscaling:CompleteLifecycleAction",  # pending joins (LaunchService's pending path)
@@ -448,6 +451,12 @@ def test_nothing_but_the_two_kms_paths_can_use_the_key() -> None:
         {"kms:CallerAccount": tm.ACCOUNT, "kms:ViaService": f"secretsmanager.{tm.REGION}.amazonaws.com"},
     )
     assert evaluate_with_resource_policy(admin_everything, key, via_sm, account_root=tm.ACCOUNT_ROOT)
+    # no grant can be made outside the two services either (kms:Create* once allowed kms:CreateGrant)
+    for action in ("kms:CreateGrant", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom"):
+        grant = Request(action, tm.KEY_ARN, {"kms:CallerAccount": tm.ACCOUNT})
+        assert not evaluate_with_resource_policy(admin_everything, key, grant, account_root=tm.ACCOUNT_ROOT)
+    admin = next(st for st in key["Statement"] if st.get("Sid") == "AccountAdministersTheKey")
+    assert not [a for a in admin["Action"] if "*" in a], "the administration statement names its actions"
     # and the account keeps administering it (no lock-out)
     put_policy = Request("kms:PutKeyPolicy", tm.KEY_ARN, {})
     assert evaluate_with_resource_policy(admin_everything, key, put_policy, account_root=tm.ACCOUNT_ROOT)

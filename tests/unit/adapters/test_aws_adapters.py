@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 from pydantic import SecretStr
@@ -150,6 +151,33 @@ def test_vault_reads_each_token_once_per_max_age_and_refresh_prefers_pending(aws
     assert "AWSCURRENT" in vault.stages(Role.WORKER, "v" * 32)
     vault.promote_pending(Role.WORKER, "v" * 32)  # already current: no-op
     assert vault.token(Role.WORKER, refresh=True).get_secret_value() == new
+
+
+def test_finish_takes_awspending_off_so_pending_reads_no_longer_answer(aws: boto3.Session) -> None:
+    sm = aws.client("secretsmanager")
+    arn = sm.create_secret(Name="worker-token")["ARN"]
+    vault = SecretsManagerTokenVault(sm, {Role.WORKER: arn}, max_age=0)
+    assert vault.current_token(Role.WORKER) is None  # created empty: no version at all
+    sm.put_secret_value(SecretId=arn, SecretString=FAKE_TOKEN)
+    new = "SWMTKN-1-" + "a" * 50 + "-" + "c" * 25
+    version = "v" * 32
+    sm.put_secret_value(
+        SecretId=arn, SecretString=new, ClientRequestToken=version, VersionStages=["AWSPENDING"]
+    )
+    vault.promote_pending(Role.WORKER, version)
+    assert vault.stages(Role.WORKER, version) == ("AWSCURRENT",)
+    assert vault.pending(Role.WORKER, version) is None
+    with pytest.raises(ClientError):  # an "AWSPENDING-only" read (a manager's) finds nothing any more
+        sm.get_secret_value(SecretId=arn, VersionStage="AWSPENDING")
+    assert vault.current_token(Role.WORKER) == SecretStr(new)
+    # a stale pending version is dropped (testSecret's re-sync)
+    stale = "s" * 32
+    sm.put_secret_value(
+        SecretId=arn, SecretString=FAKE_TOKEN, ClientRequestToken=stale, VersionStages=["AWSPENDING"]
+    )
+    vault.drop_pending(Role.WORKER, stale)
+    assert vault.stages(Role.WORKER, stale) == () and vault.pending(Role.WORKER, stale) is None
+    vault.drop_pending(Role.WORKER, stale)  # nothing pending: nothing to do
 
 
 def test_vault_missing_secret_or_value(aws: boto3.Session) -> None:
