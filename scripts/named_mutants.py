@@ -189,6 +189,31 @@ MUTANTS = [
         ("tests/unit/services/test_rotation.py::test_four_steps_rotate_the_worker_token",),
     ),
     Mutant(
+        "rotation (make mutate survivor): an already-current decision without its role",
+        "services/rotation.py",
+        'return RotationDecision(role, the_step, "version is already AWSCURRENT: nothing to do")',
+        'return RotationDecision(None, the_step, "version is already AWSCURRENT: nothing to do")',
+        ("tests/unit/services/test_rotation_messages.py::test_each_step_says_what_it_did",),
+    ),
+    Mutant(
+        "rotation (make mutate survivor): a retried create without its role",
+        "services/rotation.py",
+        'return RotationDecision(role, the_step, "pending token already stored: nothing to do")',
+        'return RotationDecision(None, the_step, "pending token already stored: nothing to do")',
+        (
+            "tests/unit/services/test_rotation_messages.py::test_a_retried_create_step_says_the_pending_token_is_there",
+        ),
+    ),
+    Mutant(
+        "rotation (make mutate survivor): a retried create without its step",
+        "services/rotation.py",
+        'return RotationDecision(role, the_step, "pending token already stored: nothing to do")',
+        'return RotationDecision(role, None, "pending token already stored: nothing to do")',
+        (
+            "tests/unit/services/test_rotation_messages.py::test_a_retried_create_step_says_the_pending_token_is_there",
+        ),
+    ),
+    Mutant(
         "cli: --version prints another version",
         "cli/main.py",
         'typer.echo(f"autojoin {__version__}")',
