@@ -130,7 +130,17 @@ def test_terminate_lifecycle_actions(name: str) -> None:
     doc = replay(name)
     if "OnTerminateFunction" in template_functions():
         decided_by(doc, "OnTerminateFunction")
-        assert [i["function"] for i in doc["invocations"]] == ["OnTerminateFunction"]
+        ran = [i["function"] for i in doc["invocations"]]
+        assert ran[0] == "OnTerminateFunction"
+        # what follows is what the terminate caused: the reconciler hearing the results, and the launch of
+        # a replacement where the group lost capacity (the template's rules route both)
+        assert set(ran[1:]) <= {"ReconcileFunction", "OnLaunchFunction"}, ran
+        expected = {
+            "autoscaling_terminate_manager": "waiting",  # 1 of 3 managers: below the floor until replaced
+            "autoscaling_terminate_worker": "removed",
+            "autoscaling_terminate_to_warmpool": "warm_pool",
+        }[name]
+        assert doc["decision"]["outcome"] == expected, doc["decision"]
     else:
         assert doc["decision"] == (
             "ignored: no rule in template.yaml matches "
@@ -170,7 +180,8 @@ def test_scheduled_reconcile() -> None:
         assert isinstance(doc["decision"], dict), doc["decision"]
         assert [i["function"] for i in doc["invocations"]] == ["OnTerminateFunction"]
     else:
-        assert doc["decision"].startswith("ignored: template.yaml has no schedule rule")
+        assert doc["decision"].startswith("ignored: no rule in template.yaml matches aws.events")
+        assert "no schedule rule" in doc["decision"]
 
 
 def test_scheduled_guard_pass_runs_on_terminate_and_changes_nothing_in_a_healthy_cluster() -> None:

@@ -91,6 +91,11 @@ def e2e_cloud(
         )
 
         def on_instance(what: str, instance_id: str) -> None:
+            node = runner.nodes.get(instance_id)
+            if what in {"terminated", "crashed"} and node is not None:
+                # the machine is gone (or dead): its daemon stops, as the instance would
+                (lab.stop if what == "terminated" else lab.kill)(node)
+                return
             if what != "launched":
                 return
             if len(runner.nodes) >= MAX_NODES:  # a launch loop would otherwise fill the machine with daemons
