@@ -132,6 +132,24 @@ MUTANTS = [
         (EDGES + "test_each_path_gives_its_reason",),
     ),
     Mutant(
+        "launch (make mutate survivor): a GONE decision without its role",
+        "services/launch.py",
+        'Outcome.GONE, "lifecycle action already finished", instance.instance_id, role',
+        'Outcome.GONE, "lifecycle action already finished", instance.instance_id, None',
+        (EDGES + "test_each_path_gives_its_reason",),
+    ),
+    Mutant(
+        "launch (make mutate survivor): a PENDING decision without its role",
+        "services/launch.py",
+        '            f"{why}: waiting (hook kept alive)",\n'
+        "            instance.instance_id,\n"
+        "            role,\n",
+        '            f"{why}: waiting (hook kept alive)",\n'
+        "            instance.instance_id,\n"
+        "            None,\n",
+        (EDGES + "test_each_path_gives_its_reason",),
+    ),
+    Mutant(
         "launch (make mutate survivor): the join wait starts at 1 s",
         "services/launch.py",
         "        waited = 0.0\n",
