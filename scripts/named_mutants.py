@@ -47,7 +47,7 @@ MUTANTS = [
     Mutant(
         "launch: no readiness wait",
         "services/launch.py",
-        "            self._await_ready(node_id, role)\n",
+        "            self._await_ready(node_id, role, iid)\n",
         "            pass\n",
         (
             EDGES + "test_a_node_that_never_shows_ready_is_abandoned_after_the_join_wait",
@@ -104,8 +104,8 @@ MUTANTS = [
         "launch: a booting node whose hook ended is deferred anyway",
         "services/launch.py",
         "            if waiting.outcome is Outcome.GONE:\n                return waiting\n"
-        '            raise JoinDeferred(f"{iid}',
-        '            raise JoinDeferred(f"{iid}',
+        '            raise JoinDeferred(f"{iid} cannot run commands yet;',
+        '            raise JoinDeferred(f"{iid} cannot run commands yet;',
         (EDGES + "test_a_booting_node_whose_hook_already_ended_is_gone_not_deferred",),
     ),
     Mutant(
@@ -195,8 +195,10 @@ MUTANTS = [
     Mutant(
         "entrypoints: the rejection reason becomes None",
         "entrypoints.py",
-        'return {"outcome": "rejected", "reason": str(exc)}',
-        'return {"outcome": "rejected", "reason": None}',
+        'count("BadInput")\n        return {"outcome": "rejected", "reason": str(exc)}\n'
+        "    logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id",
+        'count("BadInput")\n        return {"outcome": "rejected", "reason": None}\n'
+        "    logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id",
         (EVENTS + "test_on_launch_answers_rejected_input_with_the_reason",),
     ),
     Mutant(
