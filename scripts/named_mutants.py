@@ -196,9 +196,11 @@ MUTANTS = [
         "entrypoints: the rejection reason becomes None",
         "entrypoints.py",
         'count("BadInput")\n        return {"outcome": "rejected", "reason": str(exc)}\n'
-        "    logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id",
+        "    logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id,"
+        ' asg=action.group)\n    logger.debug("launch action"',
         'count("BadInput")\n        return {"outcome": "rejected", "reason": None}\n'
-        "    logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id",
+        "    logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id,"
+        ' asg=action.group)\n    logger.debug("launch action"',
         (EVENTS + "test_on_launch_answers_rejected_input_with_the_reason",),
     ),
     Mutant(
