@@ -188,12 +188,13 @@ class LaunchService:
         pending = self._finish_pending(time_left) if decision.outcome is Outcome.JOINED else ()
         return _with_also(decision, pending)
 
-    def finish_pending(self) -> tuple[LaunchDecision, ...]:
+    def finish_pending(self, time_left: Callable[[], float] | None = None) -> tuple[LaunchDecision, ...]:
         """Work the pending list now: the reconciler's way to finish joins that a lost, failed or exhausted
-        launch event left waiting (the same path a completed bootstrap or join takes)."""
+        launch event left waiting (the same path a completed bootstrap or join takes). ``time_left`` as
+        for ``handle``."""
         if not self.state.is_bootstrapped(self.config.cluster):
             return ()
-        return self._finish_pending()
+        return self._finish_pending(time_left)
 
     # ---------------------------------------------------------------------------------------------
     def _claim_bootstrap(self, instance_id: str) -> bool:
