@@ -179,6 +179,7 @@ class Deps:
             dry_run=self.settings.dry_run,
             recover_after=self.settings.recover_after,
             launch_hook=self.settings.launch_hook,
+            min_managers=self.settings.min_managers,
         )
         return ReconcileService(
             config,

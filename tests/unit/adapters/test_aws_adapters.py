@@ -332,3 +332,55 @@ def test_bootstrap_claim_race_has_exactly_one_winner(aws: boto3.Session) -> None
         wins = list(pool.map(lambda i: store.claim_bootstrap("demo", f"i-{i}"), range(16)))
     assert wins.count(True) == 1
     assert store.bootstrap_owner("demo") == f"i-{wins.index(True)}"
+
+
+def test_lease_holder_expiry_and_bad_arguments(aws: boto3.Session) -> None:
+    _tables(aws)
+    clock = {"now": NOW}
+    store = DynamoStateStore(aws.client("dynamodb"), "state", lambda: clock["now"])
+    assert store.lease_holder("demo") is None
+    assert store.acquire_lease("demo", "terminate:i-1:req", 60)
+    assert store.lease_holder("demo") == "terminate:i-1:req"
+    clock["now"] = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)  # exactly at expiry: free
+    assert store.lease_holder("demo") is None
+    assert store.acquire_lease("demo", "guard:req", 60)
+    with pytest.raises(ValueError, match="ttl"):
+        store.acquire_lease("demo", "x", 0)
+    with pytest.raises(ValueError, match="holder"):
+        store.acquire_lease("demo", "", 60)
+
+
+def test_waiting_removals_keep_when_they_started(aws: boto3.Session) -> None:
+    _tables(aws)
+    store = DynamoStateStore(aws.client("dynamodb"), "state", lambda: NOW)
+    action = LifecycleAction(
+        kind=LifecycleKind.TERMINATING, group="g", instance_id="i-9", hook="h", token="t"
+    )
+    assert store.add_removal("demo", action, NOW) == NOW
+    later = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+    assert store.add_removal("demo", action, later) == NOW  # the first record wins
+    assert store.removals("demo") == [(action, NOW)]
+    assert store.pending("demo") == []  # not mixed up with waiting launches
+    store.remove_removal("demo", "i-9")
+    assert store.removals("demo") == []
+
+
+def test_a_snapshot_too_big_for_one_item_is_stored_summarised(
+    aws: boto3.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autojoin.adapters.aws.state as state_module
+
+    _tables(aws)
+    monkeypatch.setattr(state_module, "SNAPSHOT_BUDGET", 2000)
+    store = DynamoStateStore(aws.client("dynamodb"), "state", lambda: NOW)
+    nodes = [Node(instance_id="i-m", role=Role.MANAGER, az="a")]
+    nodes += [
+        Node(instance_id=f"i-w{k}", role=Role.WORKER, az="ab"[k % 2], available=k != 3) for k in range(40)
+    ]
+    view = ClusterView(cluster="demo", nodes=tuple(nodes), zones=("a", "b"), taken_at=NOW)
+    store.save_snapshot(view)
+    got = store.snapshot("demo")
+    assert got is not None and not got.workers_listed
+    assert got.worker_counts == {"a": 20, "b": 20}
+    assert {n.instance_id for n in got.nodes} == {"i-m", "i-w3"}  # managers and the drained worker
+    assert got.taken_at == NOW

@@ -26,6 +26,7 @@ from autojoin.domain.model import Role
 from autojoin.errors import (
     AlreadyInSwarm,
     CommandFailed,
+    DemotionWouldLoseQuorum,
     InvalidJoinToken,
     LastManager,
     MustDemoteFirst,
@@ -163,6 +164,18 @@ def test_every_captured_error_maps_to_its_error(capture: str, error: type[Orches
     got = error_for(cap(capture).stderr, "docker x", 1)
     assert type(got) is error
     assert "SWMTKN" not in str(got)
+
+
+def test_a_demotion_refused_for_quorum_has_its_own_error() -> None:
+    # swarmkit's controlapi text (the raft safeguard says "may result in loss of quorum")
+    for text in (
+        "Error response from daemon: rpc error: code = FailedPrecondition desc = can't remove member from "
+        "the raft: this would result in a loss of quorum",
+        "Error response from daemon: raft: member cannot be removed, because removing it may result in loss "
+        "of quorum",
+    ):
+        got = error_for(text, "docker node demote", 1)
+        assert type(got) is DemotionWouldLoseQuorum
 
 
 def test_cannot_connect_to_the_daemon_is_unreachable() -> None:
