@@ -12,7 +12,8 @@ CHECK_PLATFORM ?= manylinux2014_$(shell uname -m)
 CHECK_PYTHON   ?= $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 .PHONY: help setup demo test lint typecheck unit localcloud swarm template cov clean lab-up lab-down bench-swarm \
-        tools build build-check deploy checkov bench-cold-start lock
+        tools build build-check deploy checkov bench-cold-start lock bench-replay sync-project check-install \
+        mutate bench-burst
 
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -86,11 +87,34 @@ test: setup swarm-deps lint typecheck  ## EVERY test: lint, types, unit+localclo
 unit: setup      ## fast tests only (no real swarm)
 	$(BIN)/pytest -m 'not swarm' tests
 
+mutate: setup    ## mutation testing (mutmut; slow, not part of test): kill rate per file + survivors; FILES=events.py for one
+	nice -n 19 $(BIN)/python scripts/mutate.py $(FILES)
+
+bench-burst: setup ## the 200-launch worker burst on the local cloud, timed against `import boto3`
+	nice $(BIN)/python scripts/bench_burst.py
+
 lab-up: setup    ## a real swarm lab: 3 managers, 2 workers over 3 AZs
 	$(BIN)/autojoin lab up --managers 3 --workers 2
 
 lab-down: setup
 	$(BIN)/autojoin lab down
+
+bench-replay: setup ## one replay (and the demo scenario): median of 5 fresh processes beside `import boto3`
+	$(BIN)/python scripts/bench_replay.py --runs 5 --simulate scenarios/seed-2-2-1-survives-az-loss.yaml
+
+sync-project:    ## copy template.yaml and functions/*/app.py into the package (what replay uses when installed)
+	rm -rf layers/autojoin/autojoin/project
+	mkdir -p layers/autojoin/autojoin/project
+	cp template.yaml layers/autojoin/autojoin/project/
+	for f in functions/*/app.py; do mkdir -p layers/autojoin/autojoin/project/$$(dirname $$f); \
+	  cp $$f layers/autojoin/autojoin/project/$$f; done
+
+check-install:   ## slow: a fresh venv, `pip install .` with every dependency, replay + simulate from /tmp
+	rm -rf /tmp/autojoin-check-install && $(PY) -m venv /tmp/autojoin-check-install
+	/tmp/autojoin-check-install/bin/pip install -q .
+	cp events/autoscaling_launch_worker.json scenarios/seed-2-2-1-survives-az-loss.yaml /tmp/autojoin-check-install/
+	cd /tmp/autojoin-check-install && bin/autojoin replay autoscaling_launch_worker.json >/dev/null && \
+	  bin/autojoin simulate seed-2-2-1-survives-az-loss.yaml && echo "check-install: ok"
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
