@@ -142,6 +142,14 @@ def test_without_our_surge_six_is_the_target() -> None:
     assert step.kind is StepKind.LAUNCH and step.az == C
 
 
+def test_more_managers_than_desired_is_a_scale_in_not_a_rebalance() -> None:
+    # e.g. three terminated with decrement at once, one of them retained: 3 managers, desired 2
+    view = managers({A: 1, B: 1, C: 1})
+    group = ManagerGroup("mgr", (A, B, C), 2, 10, group_of(view, (A, B, C)).instances[:2])
+    step = next_step(view, group, surge_from=None)
+    assert step.kind is StepKind.WAIT and "guard" in step.reason
+
+
 def test_balanced_layout_needs_nothing() -> None:
     view = managers({A: 2, B: 2, C: 1})
     assert next_step(view, group_of(view, (A, B, C)), surge_from=None).kind is StepKind.NONE
