@@ -1,7 +1,10 @@
 """The one place that holds the Powertools Logger, Metrics and Tracer singletons.
 
-A logging filter scrubs anything shaped like a Swarm join token from every record, as a last line of
-defence: the code never logs tokens (they travel as SecretStr), and tests prove it.
+Last line of defence against a token in a log line (the code never logs tokens: they travel as
+SecretStr, and tests prove it): the handler scrubs the FINAL formatted line — message, args, ``extra=``,
+appended keys, exception tracebacks, dict messages alike — and so does every handler on the root logger.
+botocore, boto3 and urllib3 (whose DEBUG output holds request and response bodies) are pinned to
+WARNING whatever the function's log level.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "autojoin"
 NAMESPACE = "Autojoin"
-TOKEN_PATTERN = re.compile(r"SWMTKN-1-[0-9a-zA-Z]+-[0-9a-zA-Z]+")
+TOKEN_PATTERN = re.compile(r"SWMTKN-[0-9a-zA-Z-]+")
 REDACTED = "[REDACTED-TOKEN]"
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3")  # DEBUG there logs request/response bodies
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -27,6 +31,9 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self) -> None:
         super().__init__(sys.stdout)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
     @property
     def stream(self) -> TextIO:
@@ -47,6 +54,7 @@ __all__ = [
     "TOKEN_PATTERN",
     "MetricUnit",
     "gauge",
+    "harden_logging",
     "logger",
     "metrics",
     "redact",
@@ -59,16 +67,39 @@ def redact(text: str) -> str:
     return TOKEN_PATTERN.sub(REDACTED, text)
 
 
-class _TokenScrubber(logging.Filter):
+class _RootScrubber(logging.Filter):
+    """On the root logger's handlers (Lambda's own, a test's): the record is rendered and scrubbed before
+    any of them formats it — the message with its args, and the traceback."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if record.args:
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for key, value in list(record.__dict__.items()):
+            if key not in _RECORD_FIELDS and isinstance(value, str):  # extra=
+                record.__dict__[key] = redact(value)
         return True
 
 
-logger.addFilter(_TokenScrubber())
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_ROOT_SCRUBBER = _RootScrubber()
+
+
+def harden_logging() -> None:
+    """Pin the chatty AWS loggers to WARNING and scrub every root handler (idempotent; call again after
+    something adds a root handler)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if _ROOT_SCRUBBER not in handler.filters:
+            handler.addFilter(_ROOT_SCRUBBER)
+
+
+harden_logging()
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -217,7 +218,30 @@ class LocalCloud(Controls, EventBus, LambdaRuntime, NodeSide):
             rotations=prov.rotations,
             parameters=prov.params,
         )
+        self._test_rotation_schedules()
         return self._stack
+
+    def _test_rotation_schedules(self) -> None:
+        """What Secrets Manager does when a rotation schedule is created without an immediate rotation: it
+        runs the function's testSecret step. A failure there fails the stack, so it fails provisioning.
+
+        Left out of ``invocations`` and of the seeded random stream, so that a run stays comparable with
+        the runs recorded before this check existed."""
+        saved = self.rng.getstate()
+        try:
+            for arn, target in sorted(self.stack.rotations.items()):
+                fn = self.stack.function_for_arn(target)
+                if fn is None:
+                    continue
+                event = {"SecretId": arn, "ClientRequestToken": uuid.uuid4().hex, "Step": "testSecret"}
+                _result, exc, _elapsed = self._call(fn, event)
+                if exc is not None:
+                    raise LocalCloudError(
+                        f"the stack would fail: testSecret of {arn} raised {type(exc).__name__} when its "
+                        "rotation schedule was created"
+                    ) from exc
+        finally:
+            self.rng.setstate(saved)
 
     # --- time --------------------------------------------------------------------------------------
 

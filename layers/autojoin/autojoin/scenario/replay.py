@@ -103,14 +103,17 @@ class _Replay:
         if launch and states[iid] == "InService" and declared in self._seeded_ids():
             self.setup.append(f"{declared} is already InService: the event arrives late (no open action)")
             return event
-        from autojoin.localcloud import LAUNCHING, TERMINATING
+        from autojoin.localcloud import LAUNCHING, TERMINATING, HookSpec
 
-        hooks = [h.name for h in self.cloud.engine.hooks_for(group, LAUNCHING if launch else TERMINATING)]
-        if hooks and hook not in hooks:  # the sample names another hook than the template: use the template's
-            self.world.aliases.add(str(hook), hooks[0])
-            event = self.world.rewrite_event(event)
-            self.setup.append(f"hook {hook} is {hooks[0]} in the template")
-            hook = hooks[0]
+        transition = LAUNCHING if launch else TERMINATING
+        hooks = [h.name for h in self.cloud.engine.hooks_for(group, transition)]
+        if isinstance(hook, str) and hook and hook not in hooks:
+            # a hook the template does not define is another team's hook on the same group: it is added
+            # to the group, and the event is delivered as it is (autojoin must leave it alone)
+            self.cloud.engine.put_hook(HookSpec(group, hook, transition, 900, "CONTINUE"))
+            self.setup.append(
+                f"hook {hook} is not in template.yaml: added to the group as another team's hook"
+            )
         # a new action with the event's token (one the state left open is replaced: the event is its notice)
         if self.world.open_action(iid, state, token=token, hook_name=hook) is None:
             kind = "launch" if launch else "terminate"

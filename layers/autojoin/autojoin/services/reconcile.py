@@ -44,7 +44,6 @@ from autojoin.domain.rebalance import (
     best_tolerance,
     expected_labels,
     impaired_zones,
-    manager_target,
     next_step,
     quorum_margin,
     unsettled,
@@ -72,6 +71,7 @@ class ReconcileConfig:
     recover_after: float = 900.0  # seconds an impaired AZ must look good before it is trusted again
     lease_ttl: int = 300
     launch_hook: str = "autojoin-launch"
+    min_managers: int = 1  # the quorum guard's floor: no rebalance plans below it
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,6 @@ class ReconcileService:
                 if record.surge_from is not None and mg.desired == record.surge_from + 1
                 else None
             )
-            target = manager_target(group, surge)
             step = next_step(
                 view,
                 group,
@@ -290,7 +289,9 @@ class ReconcileService:
                 impaired=impaired,
                 unsettled_reason=unsettled(watches, mg.zones, now, cfg.recover_after),
                 has_leader=True,
+                floor=cfg.min_managers,
             )
+            target = step.target
             record = record.model_copy(update={"surge_from": surge})
             if step.kind in {StepKind.LAUNCH, StepKind.RETIRE}:
                 record = self._take_step(step, mg, group, record, did)
