@@ -248,6 +248,9 @@ def test_no_rebalance_plans_below_the_guard_s_floor() -> None:
         if n.az != C
     )
     group = ManagerGroup("mgr", (A, B, C), 2, 10, owned)
-    assert next_step(view, group, surge_from=None).kind is StepKind.RETIRE  # no floor: toward 2
+    # no floor: still no retirement toward 2 — more managers than the group wants, without the reconciler's
+    # own surge, is a scale-in, and scale-in is the guard's (its termination policy and protection release)
+    unfloored = next_step(view, group, surge_from=None)
+    assert unfloored.kind is StepKind.WAIT and unfloored.target == 2
     held = next_step(view, group, surge_from=None, floor=3)
     assert held.kind is StepKind.NONE and held.target == 3
