@@ -46,6 +46,21 @@ def replay(name: str, *extra: str) -> dict[str, Any]:
     return doc
 
 
+def decided_by(doc: dict[str, Any], function: str, *, then: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A wired handler's decision: ``function`` ran first, without error, and decided (an outcome; the
+    reconciler reports its pass instead); after it only ``then`` ran (what its decision caused)."""
+    d = doc["decision"]
+    assert isinstance(d, dict), d
+    if function == "ReconcileFunction":
+        assert d.get("cluster") == "demo" and isinstance(d.get("dry_run"), bool), d
+    else:
+        assert isinstance(d.get("outcome"), str) and d["outcome"], d
+    ran = [(i["function"], i["error_type"]) for i in doc["invocations"]]
+    assert ran and ran[0] == (function, None), ran
+    assert all(fn in then | {function} and error is None for fn, error in ran[1:]), ran
+    return d
+
+
 def completions(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(r["instance_id"], r["result"], r["by"]) for r in doc["lifecycle"]]
 
@@ -120,10 +135,12 @@ def test_test_notification_reaches_the_lifecycle_handler_and_completes_nothing()
 def test_terminate_lifecycle_actions(name: str) -> None:
     doc = replay(name)
     if "OnTerminateFunction" in template_functions():
-        assert isinstance(doc["decision"], dict), doc["decision"]
-        # the first run is the terminate hook's; a replacement's launch may follow (desired unchanged)
-        assert doc["invocations"][0]["function"] == "OnTerminateFunction"
-        assert {i["function"] for i in doc["invocations"]} <= {"OnTerminateFunction", "OnLaunchFunction"}
+        decided_by(doc, "OnTerminateFunction", then=frozenset({"ReconcileFunction", "OnLaunchFunction"}))
+        ran = [i["function"] for i in doc["invocations"]]
+        assert ran[0] == "OnTerminateFunction"
+        # what follows is what the terminate caused: the reconciler hearing the results, and the launch of
+        # a replacement where the group lost capacity (the template's rules route both)
+        assert set(ran[1:]) <= {"ReconcileFunction", "OnLaunchFunction"}, ran
         expected = {
             "autoscaling_terminate_manager": "waiting",  # 1 of 3 managers: below the floor until replaced
             "autoscaling_terminate_worker": "removed",
@@ -151,7 +168,7 @@ def test_terminate_lifecycle_actions(name: str) -> None:
 def test_launch_and_terminate_results(name: str) -> None:
     doc = replay(name)
     if "ReconcileFunction" in template_functions():
-        assert isinstance(doc["decision"], dict), doc["decision"]
+        decided_by(doc, "ReconcileFunction")
     else:
         assert doc["decision"].startswith(
             "ignored: no rule in template.yaml matches aws.autoscaling / EC2 Instance "
@@ -162,14 +179,15 @@ def test_launch_and_terminate_results(name: str) -> None:
 def test_scheduled_reconcile() -> None:
     doc = replay("scheduled_reconcile")
     if "ReconcileFunction" in template_functions():
-        assert isinstance(doc["decision"], dict), doc["decision"]
+        decided_by(doc, "ReconcileFunction")
         assert [i["function"] for i in doc["invocations"]] == ["ReconcileFunction"]
     elif "OnTerminateFunction" in template_functions():
         # the guard's schedule is the template's only schedule rule: replay delivers to it
         assert isinstance(doc["decision"], dict), doc["decision"]
         assert [i["function"] for i in doc["invocations"]] == ["OnTerminateFunction"]
     else:
-        assert doc["decision"].startswith("ignored: template.yaml has no schedule rule")
+        assert doc["decision"].startswith("ignored: no rule in template.yaml matches aws.events")
+        assert "no schedule rule" in doc["decision"]
 
 
 def test_scheduled_guard_pass_runs_on_terminate_and_changes_nothing_in_a_healthy_cluster() -> None:

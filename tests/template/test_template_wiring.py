@@ -100,7 +100,7 @@ def test_function_shape(function: str, folder: str) -> None:
     assert p["Code"]["S3Key"] == f"functions/{folder}.zip"  # CodeUri functions/<folder>/
     source = (tm.ROOT / "functions" / folder / "app.py").read_text()
     assert re.search(r"^def lambda_handler\(event.*context.*deps", source, re.M), "handler contract"
-    assert (tm.ROOT / "functions" / folder / "requirements.txt").is_file()
+    assert (tm.ROOT / "functions" / folder / "Makefile").is_file()  # BuildMethod makefile (tests/build)
 
 
 def test_on_launch_timeout_and_rotation_timeout() -> None:
@@ -133,11 +133,11 @@ def test_logging_is_configured_explicitly(function: str) -> None:
 def test_layer() -> None:
     raw_layer = tm.raw()["Resources"]["AutojoinLayer"]
     assert raw_layer["Properties"]["ContentUri"] == "layers/autojoin"
-    assert raw_layer["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
+    assert raw_layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert props(layer_id())["CompatibleRuntimes"] == ["python3.12"]
     assert (tm.ROOT / "layers" / "autojoin" / "autojoin" / "__init__.py").is_file()
     requirements = (tm.ROOT / "layers" / "autojoin" / "requirements.txt").read_text()
-    for dep in ("aws-lambda-powertools", "pydantic", "pydantic-settings"):
+    for dep in ("aws-lambda-powertools", "pydantic"):
         assert re.search(rf"^{re.escape(dep)}(\[|>|=|$)", requirements, re.M), dep
 
 
@@ -203,13 +203,15 @@ def test_on_launch_async_failures_go_to_the_failure_queue() -> None:
 def test_groups_are_created_after_the_rule_and_its_permission() -> None:
     for group in ("ManagerGroup", "WorkerGroup"):
         depends = res(group)["DependsOn"]
-        assert set(depends) == {
+        # and after the function's log group (else Lambda creates it first, without a retention)
+        assert {
             LAUNCH_RULE,
             f"{LAUNCH_RULE}Permission",
             TERMINATE_RULE,
             f"{TERMINATE_RULE}Permission",
             "TerminationPolicyPermission",
-        }
+            "OnLaunchFunctionLogGroup",
+        } <= set(depends)
         for dep in depends:
             assert dep in tm.resources()  # the SAM-generated ids exist after the transform
 

@@ -261,12 +261,15 @@ def test_rotation_handler_runs_the_steps_and_rejects_bad_input(
     on_launch, rotate = load_handler("on_launch"), load_handler("rotate_tokens")
     on_launch(env.event(Role.MANAGER, "us-east-1a"), Context(), deps=env.deps)
     version = "11111111-2222-4333-8444-555555555555"
+    old = env.vault.current[Role.WORKER]
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         out = rotate(
             {"SecretId": WRK_ARN, "ClientRequestToken": version, "Step": step}, Context(), deps=env.deps
         )
         assert out["step"] == step and out["role"] == "worker"
+    assert env.vault.current[Role.WORKER] != old  # it rotated: a new current token the swarm accepts ...
     assert env.swarm.valid_token(env.vault.current[Role.WORKER]) is Role.WORKER
+    assert env.swarm.valid_token(old) is None  # ... and the old one is refused
     from autojoin.errors import BadInput
 
     with pytest.raises(BadInput):

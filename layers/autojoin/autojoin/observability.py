@@ -1,5 +1,9 @@
 """The one place that holds the Powertools Logger, Metrics and Tracer singletons.
 
+Cheap at import (a handler's cold start): Logger and Metrics only. The Tracer — and with it the X-Ray SDK,
+which patches botocore — is built on a handler's first invocation (``tracer`` is a lazy stand-in), so
+Active tracing keeps its subsegments without the SDK on the import path.
+
 Last line of defence against a token in a log line (the code never logs tokens: they travel as
 SecretStr, and tests prove it): the handler scrubs the FINAL formatted line — message, args, ``extra=``,
 appended keys, exception tracebacks, dict messages alike — and so does every handler on the root logger.
@@ -9,13 +13,19 @@ WARNING whatever the function's log level.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import re
 import sys
-from typing import TextIO
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TextIO
 
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.tracing import Tracer
 
 SERVICE = "autojoin"
 NAMESPACE = "Autojoin"
@@ -46,7 +56,90 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 logger = Logger(service=SERVICE, logger_handler=_StdoutHandler())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+
+
+class _OnDemandClient:
+    """A botocore client made on first attribute access (see ``_xray_sampling_client_on_demand``)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._make()
+        return getattr(self._client, name)
+
+
+@contextlib.contextmanager
+def _xray_sampling_client_on_demand() -> Iterator[None]:
+    """While the X-Ray SDK initialises, its sampling connector's botocore "xray" client is made on first
+    use instead of at once. Creating it loads the endpoint and service models: about 85% of the SDK's
+    start-up (aws-xray-sdk-python issues 273 and 311). In Lambda the client is never used (Lambda makes the
+    sampling decision; the centralized sampling poller never starts), elsewhere it is made when needed."""
+    from botocore.session import Session
+
+    create = Session.create_client
+
+    def create_client(session: Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        if service_name == "xray":
+            return _OnDemandClient(lambda: create(session, service_name, *args, **kwargs))
+        return create(session, service_name, *args, **kwargs)
+
+    Session.create_client = create_client  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Session.create_client = create  # type: ignore[method-assign]
+
+
+class LazyTracer:
+    """Stands in for the Powertools ``Tracer``: the real one (X-Ray SDK import, botocore patching) is built
+    on first use, i.e. a handler's first invocation, not when the handler module is imported. Decorating
+    with ``capture_lambda_handler`` costs nothing at import; any other attribute builds the real tracer."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._tracer: Tracer | None = None
+
+    @property
+    def real(self) -> Tracer:
+        if self._tracer is None:
+            from aws_lambda_powertools.tracing import Tracer
+
+            with _xray_sampling_client_on_demand():
+                self._tracer = Tracer(service=self._service)
+        return self._tracer
+
+    @property
+    def built(self) -> bool:
+        return self._tracer is not None
+
+    def capture_lambda_handler(
+        self, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+            traced: list[Callable[..., Any]] = []
+
+            @functools.wraps(handler)
+            def run(event: Any, context: Any, **kwargs: Any) -> Any:
+                if not traced:
+                    traced.append(
+                        self.real.capture_lambda_handler(
+                            handler, capture_response=capture_response, capture_error=capture_error
+                        )
+                    )
+                return traced[0](event, context, **kwargs)
+
+            return run
+
+        return decorate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+tracer = LazyTracer(SERVICE)
 
 __all__ = [
     "NAMESPACE",

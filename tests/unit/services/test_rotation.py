@@ -65,19 +65,28 @@ def setup() -> Setup:
 def test_four_steps_rotate_the_worker_token(setup: Setup) -> None:
     service, vault, swarm = setup.service, setup.vault, setup.swarm
     old = vault.current[Role.WORKER]
+    manager_token = vault.current[Role.MANAGER]
     assert service.handle(WRK_ARN, V2, "createSecret").action.startswith("rotated")
     assert swarm.valid_token(old) is None  # Swarm invalidates the old token at once
     pending = vault.pending(Role.WORKER, V2)
     assert pending is not None and swarm.valid_token(pending.get_secret_value()) is Role.WORKER
     assert service.handle(WRK_ARN, V2, "createSecret").action.startswith("pending token already")
-    assert service.handle(WRK_ARN, V2, "setSecret").step is Step.SET
+    stored = dict(vault.versions)
+    set_step = service.handle(WRK_ARN, V2, "setSecret")
+    assert (set_step.step, set_step.action) == (
+        Step.SET,
+        "nothing to set: the swarm already uses the pending token",
+    )
+    assert vault.versions == stored and swarm.valid_token(pending.get_secret_value()) is Role.WORKER
     assert service.handle(WRK_ARN, V2, "testSecret").action == "the swarm accepts the pending token"
-    assert service.handle(WRK_ARN, V2, "finishSecret").step is Step.FINISH
-    assert vault.current[Role.WORKER] == pending.get_secret_value()
+    finish = service.handle(WRK_ARN, V2, "finishSecret")
+    assert (finish.step, finish.action) == (Step.FINISH, "AWSCURRENT moved to the new version")
+    assert vault.current[Role.WORKER] == pending.get_secret_value() != old
     assert vault.stages(Role.WORKER, V2) == ("AWSCURRENT",)
     again = service.handle(WRK_ARN, V2, "finishSecret")
     assert again.action.startswith("version is already AWSCURRENT")
-    assert vault.current[Role.MANAGER] and swarm.valid_token(vault.current[Role.MANAGER]) is Role.MANAGER
+    assert vault.current[Role.MANAGER] == manager_token  # rotating the worker token leaves the manager's
+    assert swarm.valid_token(manager_token) is Role.MANAGER
     assert setup.state.leases == {}  # the lease is released
 
 

@@ -70,9 +70,11 @@ def e2e_cloud(
 ) -> Iterator[E2E]:
     runner = LabRunner(lab)
     # the lab's nodes live in real time (the agent checks a ticket's expiry against its own clock), so the
-    # simulated clock starts now
+    # simulated clock starts now; a handler's real wall time counts (the real swarm works in real time)
     start = datetime.now(UTC).replace(microsecond=0)
-    with LocalCloud(template=template, seed=seed, zones=zones, orchestrator=runner, start=start) as cloud:
+    with LocalCloud(
+        template=template, seed=seed, zones=zones, orchestrator=runner, start=start, count_wall_time=True
+    ) as cloud:
         stack = cloud.provision(cluster=cluster)
         role_ids = {
             stack.manager_group: stack.physical["ManagerInstanceRole"]["RoleId"],

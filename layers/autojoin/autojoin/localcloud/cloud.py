@@ -63,7 +63,7 @@ class LocalCloud(Controls, EventBus, LambdaRuntime, NodeSide):
         policy_budget_seconds: float = 2.0,
         policy_retry_seconds: float = 60.0,
         health_check_delay: float = 30.0,
-        count_wall_time: bool = True,
+        count_wall_time: bool = False,
     ) -> None:
         self.template_path = Path(template)
         self.seed = seed
@@ -173,7 +173,9 @@ class LocalCloud(Controls, EventBus, LambdaRuntime, NodeSide):
             "ManagerCount": managers,
             "WorkerCount": workers,
             "LaunchHookTimeout": heartbeat_timeout,
+            "VpcId": vpc,
             "SubnetIds": subnets,
+            **{f"Zone{c}": self.zones[i % len(self.zones)] for i, c in enumerate("ABC")},
             "ImageId": images[0] if images else "ami-12c6146b",
         }
         derived.update(params or {})

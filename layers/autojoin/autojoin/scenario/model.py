@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autojoin.domain.model import LifecycleResult, Role
 from autojoin.errors import BadInput
+from autojoin.localcloud.faults import FaultPlan
 from autojoin.scenario.spec import ClusterSpec, describe, load_yaml, parse_state
 
 Action = Literal[
@@ -250,6 +251,7 @@ class Scenario(BaseModel):
     cluster: ClusterSpec = ClusterSpec()
     steps: tuple[Step, ...] = ()
     expect: Expect | None = None  # checked at the very end, after settling
+    faults: FaultPlan | None = None  # fault injection (localcloud/faults.py); --throttle etc. override
 
     @field_validator("cluster", mode="before")
     @classmethod

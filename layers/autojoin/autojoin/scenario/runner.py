@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from autojoin.domain.model import Role
+from autojoin.localcloud.faults import FaultPlan
+from autojoin.localcloud.faults import install as install_faults
 from autojoin.scenario.invariants import (
     Violation,
     invocation_violations,
@@ -96,6 +98,7 @@ class SimulationResult:
     final: ClusterState
     final_checks: list[Check] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)  # found over the whole run
+    faults: list[str] = field(default_factory=list)  # what the fault plan injected, in order
 
     @property
     def failed_checks(self) -> list[tuple[int | None, Check]]:
@@ -127,6 +130,7 @@ class SimulationResult:
             "violations": [v.to_json() for v in self.all_violations],
             "failed_expectations": [{"step": i, **c.to_json()} for i, c in self.failed_checks],
             "errors": [{"step": i, "error": e} for i, e in self.errors],
+            "faults": list(self.faults),
         }
 
 
@@ -247,12 +251,16 @@ def simulate(
     seed: int | None = None,
     template: Path | None = None,
     progress: Progress | None = None,
+    faults: FaultPlan | None = None,
 ) -> SimulationResult:
+    """Run ``loaded``; ``faults`` (default: the scenario's ``faults:``) makes the local cloud hostile."""
     scenario = loaded.scenario
+    plan = faults if faults is not None else scenario.faults
     the_seed = scenario.seed if seed is None else seed
     steps = loaded.steps
     with World(scenario.cluster, seed=the_seed, template=template) as world:
         runner = _Runner(world)
+        injected = install_faults(world.cloud, plan) if plan is not None and plan.active else None
         world.cloud.enable_schedules()  # the template's rate() rules run on the simulated clock
         current: list[int | None] = [None]
         watched: list[Violation] = []
@@ -352,4 +360,5 @@ def simulate(
             final=final,
             final_checks=check(scenario.expect, final),
             violations=violations,
+            faults=list(injected.log) if injected is not None else [],
         )

@@ -176,7 +176,8 @@ _KEY = {Role.MANAGER: "managers", Role.WORKER: "workers"}
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
+    # a key with a line break or a control character in it is quoted: the message stays one line
+    return ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc) or "(top level)"
 
 
 def describe(exc: ValidationError, what: str) -> str:
