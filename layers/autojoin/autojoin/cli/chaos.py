@@ -80,6 +80,9 @@ def chaos_command(
         raise typer.Exit(EXIT_BAD_INPUT)
 
     def show(o: chaos.Outcome) -> None:
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(o.faults.items())) or "none"
+        verdict = "ok" if o.passed else "FAILED"
+        typer.echo(f"timeline {o.index + 1}/{count}: {verdict} (faults: {faults})", err=True)
         if as_json or o.passed:
             return
         where = f" -> {o.saved}" if o.saved else ""
