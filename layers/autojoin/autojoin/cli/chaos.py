@@ -131,7 +131,8 @@ def chaos_command(
         typer.echo(
             f"chaos: {count} timeline(s), seed {seed}, {what}: "
             f"{count - len(failed)} passed, {len(failed)} failed; "
-            f"injected {injected or 'nothing'}; {skipped} step(s) without a target skipped"
+            f"injected {injected or 'nothing'}; "
+            f"{skipped} step(s) skipped (no target, or refused by an injected AWS error)"
         )
     if failed:
         raise typer.Exit(EXIT_FAILED)
