@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Set up autojoin on a fresh Debian machine (root, Python 3.11+): OS prerequisites, then .venv via make.
+# Set up autojoin on a fresh Debian machine (root, Python 3.11+): OS prerequisites (make, python3-venv,
+# nodejs + npm for `make build`), then .venv via make.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
 command -v make >/dev/null || need_apt+=(make)
 command -v python3 >/dev/null || need_apt+=(python3)
+# `make build` compiles the Lambda bytecode with CPython 3.12 from npm (Pyodide) when there is no python3.12
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then need_apt+=(python3-venv); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

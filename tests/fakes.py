@@ -125,6 +125,9 @@ class FakeVault(TokenVault):
     def has_token(self, role: Role) -> bool:
         return role in self.current
 
+    def current_token(self, role: Role) -> SecretStr | None:
+        return SecretStr(self.current[role]) if role in self.current else None
+
     def stages(self, role: Role, version_id: str) -> tuple[str, ...]:
         return tuple(self.versions.get((role, version_id), ("", []))[1])
 
@@ -136,6 +139,11 @@ class FakeVault(TokenVault):
         value, _ = self.versions[(role, version_id)]
         self.current[role] = value
         self.versions[(role, version_id)] = (value, ["AWSCURRENT"])
+
+    def drop_pending(self, role: Role, version_id: str) -> None:
+        if (role, version_id) in self.versions:
+            value, stages = self.versions[(role, version_id)]
+            self.versions[(role, version_id)] = (value, [s for s in stages if s != "AWSPENDING"])
 
 
 @dataclass

@@ -1,17 +1,25 @@
 """reconcile: schedule tick or launch/terminate result → one reconcile pass (snapshot, metrics, repairs, at
-most one rebalance step)."""
+most one rebalance step).
+
+Cold start: importing this module loads only the Powertools Logger and Metrics; the use case
+(autojoin.entrypoints, the composition root, pydantic models) loads on the first invocation.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autojoin.bootstrap import Deps, production_deps
-from autojoin.entrypoints import reconcile
 from autojoin.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from autojoin.bootstrap import Deps
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)  # the report holds no token; belt and braces
 def lambda_handler(event: dict[str, Any], context: Any, deps: Deps | None = None) -> dict[str, Any]:
+    from autojoin.bootstrap import production_deps
+    from autojoin.entrypoints import reconcile
+
     return reconcile(event, context, deps or production_deps())

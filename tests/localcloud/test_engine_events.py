@@ -107,15 +107,18 @@ def test_events_reach_only_the_functions_whose_rules_match() -> None:
         terminate["detail-type"] = "EC2 Instance-terminate Lifecycle Action"
         cloud.deliver(terminate)
         to_pool = json.loads(json.dumps(terminate))
-        to_pool["detail"]["Destination"] = "WarmPool"  # the rule wants no Destination
+        to_pool["detail"]["Destination"] = "WarmPool"  # the rule takes no warm-pool destination
         cloud.deliver(to_pool)
+        today = json.loads(json.dumps(terminate))  # the shape Auto Scaling emits today
+        today["detail"].update(Origin="AutoScalingGroup", Destination="EC2")
+        cloud.deliver(today)
         cloud.deliver({**terminate, "detail-type": "EC2 Instance Launch Successful"})
         cloud.run_until_idle(0)
         assert [d["AutoScalingGroupName"] for d in recorders["OnLaunchFunction"].details()] == [
             stack.manager_group
         ]
-        assert len(recorders["OnTerminateFunction"].events) == 1
-        assert "Destination" not in recorders["OnTerminateFunction"].details()[0]
+        # the terminate rule matches with and without Origin/Destination, never a warm-pool destination
+        assert [d.get("Destination") for d in recorders["OnTerminateFunction"].details()] == [None, "EC2"]
         assert recorders["ResultsFunction"].types() == ["EC2 Instance Launch Successful"]
         routed = [(d.detail_type, d.functions) for d in cloud.deliveries]
         assert ("EC2 Instance-launch Lifecycle Action", ()) in routed  # unmatched: delivered nowhere

@@ -45,6 +45,8 @@ def test_launch_waits_in_pending_wait_until_continue_then_in_service() -> None:
             "EC2InstanceId",
             "LifecycleTransition",
             "NotificationMetadata",
+            "Origin",  # on every lifecycle action event (Auto Scaling event reference)
+            "Destination",
         }
         assert detail["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
         assert detail["LifecycleHookName"] == "autojoin-launch"
@@ -274,17 +276,19 @@ def test_terminate_abandon_with_retention_policy_retains_the_instance() -> None:
         cloud.terminate_instance(iid, decrement=False)
         cloud.run_until_idle(0)
         complete(cloud, terminations.details()[0], "ABANDON")
-        assert state_of(cloud, iid) == "Retained"
+        # the retained state as Describe shows it: Terminating:Retained (API Reference, Instance,
+        # LifecycleState; User Guide, "Control instance retention with instance lifecycle policies")
+        assert state_of(cloud, iid) == "Terminating:Retained"
         assert ec2_state(cloud, iid) == "running"
         assert cloud.lifecycle_results[-1].result == "ABANDON"
         # a Retained instance does not count toward desired capacity: the group launches a replacement
         cloud.run_until_idle(60)
         current = states(cloud, stack.manager_group)
-        assert current[iid] == "Retained"
-        assert sorted(current.values()) == ["InService", "Retained"]
+        assert current[iid] == "Terminating:Retained"
+        assert sorted(current.values()) == ["InService", "Terminating:Retained"]
         # it stays until TerminateInstanceInAutoScalingGroup
         cloud.advance(3 * 86400)
-        assert state_of(cloud, iid) == "Retained"
+        assert state_of(cloud, iid) == "Terminating:Retained"
         cloud.terminate_instance(iid, decrement=True)
         assert ec2_state(cloud, iid) == "terminated"
         assert cloud.engine.group(stack.manager_group).desired_capacity == 1  # Retained was outside it
@@ -297,7 +301,7 @@ def test_terminate_hook_timeout_with_abandon_default_retains() -> None:
         cloud.run_until_idle(0)
         assert terminations.events
         cloud.advance(300)  # the manager terminate hook: 300 s, DefaultResult ABANDON
-        assert state_of(cloud, iid) == "Retained"
+        assert state_of(cloud, iid) == "Terminating:Retained"
         assert cloud.lifecycle_results[-1].by == "heartbeat-timeout"
 
 
@@ -365,9 +369,11 @@ def test_hooks_added_through_the_api_keep_their_metadata() -> None:
         ]  # no hooks: no wait
 
 
-def test_groups_with_a_warm_pool_add_origin_and_destination() -> None:
+def test_every_lifecycle_action_event_carries_origin_and_destination() -> None:
+    # "Amazon EC2 Auto Scaling event reference", Lifecycle action events: the scale-out example carries
+    # "Origin": "EC2", "Destination": "AutoScalingGroup", the scale-in one the reverse, warm pool or not.
+    # The terminate rule (Destination absent or EC2) matches it.
     with engine_cloud() as (cloud, stack):
-        cloud.engine.groups[stack.manager_group].warm_pool = True
         launches, terminations, results = Recorder(), Recorder(), Recorder()
         cloud.register_handler("OnLaunchFunction", launches)
         cloud.register_handler("OnTerminateFunction", terminations)
@@ -379,16 +385,18 @@ def test_groups_with_a_warm_pool_add_origin_and_destination() -> None:
         complete(cloud, detail)
         cloud.terminate_instance(detail["EC2InstanceId"])
         cloud.run_until_idle(0)
-        # the template's terminate rule wants no Destination field: a warm-pool group's event misses it
-        assert terminations.events == []
-        terminate = next(
-            e for e in cloud.events if e["detail-type"] == "EC2 Instance-terminate Lifecycle Action"
-        )
-        assert (terminate["detail"]["Origin"], terminate["detail"]["Destination"]) == (
-            "AutoScalingGroup",
-            "EC2",
-        )
-        assert results.details()[0]["Destination"] == "AutoScalingGroup"
+        (terminate,) = terminations.details()
+        assert (terminate["Origin"], terminate["Destination"]) == ("AutoScalingGroup", "EC2")
+        assert "Destination" not in results.details()[0]  # activity events: only with a warm pool
+
+
+def test_groups_with_a_warm_pool_add_origin_and_destination_to_activity_events() -> None:
+    with engine_cloud() as (cloud, stack):
+        cloud.engine.groups[stack.manager_group].warm_pool = True
+        wire = wire_lifecycle(cloud)
+        cloud.set_desired(stack.manager_group, 1)
+        cloud.run_until_idle(0)
+        assert wire["ResultsFunction"].details()[0]["Destination"] == "AutoScalingGroup"
 
 
 def test_attached_instances_join_without_hooks_and_leave_through_them() -> None:
@@ -439,7 +447,7 @@ def test_seeding_places_instances_and_opens_actions_without_events() -> None:
         leaving = cloud.open_action(placed[0], "Terminating:Wait", hook_name="autojoin-terminate")
         assert leaving is not None and state_of(cloud, placed[0]) == "Terminating:Wait"
         cloud.advance(300)  # its hook's timeout, DefaultResult ABANDON, retention policy: Retained
-        assert state_of(cloud, placed[0]) == "Retained"
+        assert state_of(cloud, placed[0]) == "Terminating:Retained"
         asg = cloud.session.client("autoscaling")
         asg.delete_lifecycle_hook(
             AutoScalingGroupName=stack.manager_group, LifecycleHookName="autojoin-launch"

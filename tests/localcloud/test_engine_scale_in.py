@@ -65,7 +65,10 @@ def test_scale_in_calls_the_policy_with_the_real_input_shape() -> None:
         for inst in event["Instances"]:
             assert set(inst) == {"AvailabilityZone", "InstanceId", "InstanceType", "InstanceMarketOption"}
             assert inst["InstanceType"] == "t3.small"
-            assert inst["AvailabilityZone"] == capacity["AvailabilityZone"]
+        # 1-1-1 is balanced: the input lists the eligible instances of every AZ, not only the one in
+        # CapacityToTerminate ("Create a custom termination policy with Lambda", Input data)
+        assert sorted(i["InstanceId"] for i in event["Instances"]) == sorted(ids)
+        assert len({i["AvailabilityZone"] for i in event["Instances"]}) == 3
         victim = event["Instances"][0]["InstanceId"]
         assert victim in ids
         assert victim not in in_service(cloud, stack.manager_group)
@@ -329,7 +332,9 @@ def test_rebalance_launches_first_then_asks_with_cause_rebalance() -> None:
         cloud.rebalance(stack.manager_group)
         cloud.run_until_idle(7200)
         assert sorted(cloud.layout(stack.manager_group).values()) == [1, 1, 1]
-        assert {e["Cause"] for e in policy.events} == {"REBALANCE"}
+        # "Create a custom termination policy with Lambda" (Considerations): each round asks with Cause
+        # REBALANCE whether an instance is ready, launches, then a scale-in takes the surplus
+        assert [e["Cause"] for e in policy.events] == ["REBALANCE", "SCALE_IN"] * 2
         assert all(e["CapacityToTerminate"][0]["AvailabilityZone"] == zones[0] for e in policy.events)
         assert order[0][0] == "launched"  # launch before terminate
         whats = [w for w, _ in order]

@@ -56,6 +56,7 @@ def test_half_an_hour_without_the_az_holding_two_managers() -> None:
     changes = reconciler_changes(doc)
     assert not {"SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup"} & set(changes), changes
     assert doc["final"]["voters"] == 5 and doc["final"]["managers"] == 5
+    assert sorted(doc["final"]["layout"].values()) == [1, 2, 2]
 
 
 def test_flapping_az_health_causes_no_churn() -> None:
@@ -78,3 +79,23 @@ def test_a_launch_whose_event_was_lost_still_joins() -> None:
     assert changes["CompleteLifecycleAction"] == 1
     assert all("OnLaunchFunction" not in step["functions"] for step in doc["steps"])
     assert doc["final"]["lifecycle"] == {"CONTINUE": 1, "ABANDON": 0}
+
+
+def test_replay_of_the_schedule_with_and_without_the_dry_run_flag(tmp_path: Path) -> None:
+    state = tmp_path / "state.yaml"
+    state.write_text("managers: {layout: {us-east-1a: 3, us-east-1b: 2}}\nworkers: 1\n")
+    changed = {}
+    for flag in ([], ["--dry-run"]):
+        args = ["replay", str(REPO / "events/scheduled_reconcile.json"), "--state", str(state), "--json"]
+        result = runner.invoke(app, [*args, "--template", TEMPLATE, *flag])
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        assert doc["decision"]["step"].startswith("launch in us-east-1c")
+        changed[bool(flag)] = {
+            c["operation"] for c in doc["calls"] if c["operation"] not in {"PutItem", "DeleteItem"}
+        }
+        changed[bool(flag)] -= {
+            c["operation"] for c in doc["calls"] if c["operation"].startswith(("Describe", "Get", "Query"))
+        }
+    assert changed[False] == {"UpdateAutoScalingGroup", "SetDesiredCapacity"}
+    assert changed[True] == set()

@@ -230,7 +230,7 @@ def test_a_rotation_step_without_a_cluster_is_reported_as_the_function_s_error(t
     }
 
 
-def test_an_event_naming_another_hook_is_mapped_to_the_template_s_hook(tmp_path: Path) -> None:
+def test_an_event_naming_another_teams_hook_is_left_alone(tmp_path: Path) -> None:
     event = json.loads((EVENTS / "autoscaling_launch_worker.json").read_text())
     event["detail"]["LifecycleHookName"] = "my-launch-hook"
     path = tmp_path / "e.json"
@@ -238,6 +238,9 @@ def test_an_event_naming_another_hook_is_mapped_to_the_template_s_hook(tmp_path:
     result = invoke(str(path), "--json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert "hook my-launch-hook is autojoin-launch in the template" in doc["setup"]
-    assert doc["decision"]["outcome"] == "joined"
-    assert [r["result"] for r in doc["lifecycle"]] == ["CONTINUE"]
+    assert (
+        "hook my-launch-hook is not in template.yaml: added to the group as another team's hook"
+        in doc["setup"]
+    )
+    assert doc["decision"].startswith("ignored: no rule in template.yaml matches")  # the rule names its hook
+    assert doc["lifecycle"] == [] and doc["invocations"] == []

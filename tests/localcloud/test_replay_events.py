@@ -46,6 +46,15 @@ def replay(name: str, *extra: str) -> dict[str, Any]:
     return doc
 
 
+def decided_by(doc: dict[str, Any], function: str) -> dict[str, Any]:
+    """A wired handler's decision: it names an outcome, and only ``function`` ran, without error."""
+    d = doc["decision"]
+    assert isinstance(d, dict) and isinstance(d.get("outcome"), str) and d["outcome"], d
+    ran = [(i["function"], i["error_type"]) for i in doc["invocations"]]
+    assert ran and all(ran_fn == function and error is None for ran_fn, error in ran), ran
+    return d
+
+
 def completions(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(r["instance_id"], r["result"], r["by"]) for r in doc["lifecycle"]]
 
@@ -120,8 +129,18 @@ def test_test_notification_reaches_the_lifecycle_handler_and_completes_nothing()
 def test_terminate_lifecycle_actions(name: str) -> None:
     doc = replay(name)
     if "OnTerminateFunction" in template_functions():
-        assert isinstance(doc["decision"], dict), doc["decision"]
-        assert [i["function"] for i in doc["invocations"]] == ["OnTerminateFunction"]
+        decided_by(doc, "OnTerminateFunction")
+        ran = [i["function"] for i in doc["invocations"]]
+        assert ran[0] == "OnTerminateFunction"
+        # what follows is what the terminate caused: the reconciler hearing the results, and the launch of
+        # a replacement where the group lost capacity (the template's rules route both)
+        assert set(ran[1:]) <= {"ReconcileFunction", "OnLaunchFunction"}, ran
+        expected = {
+            "autoscaling_terminate_manager": "waiting",  # 1 of 3 managers: below the floor until replaced
+            "autoscaling_terminate_worker": "removed",
+            "autoscaling_terminate_to_warmpool": "warm_pool",
+        }[name]
+        assert doc["decision"]["outcome"] == expected, doc["decision"]
     else:
         assert doc["decision"] == (
             "ignored: no rule in template.yaml matches "
@@ -143,7 +162,7 @@ def test_terminate_lifecycle_actions(name: str) -> None:
 def test_launch_and_terminate_results(name: str) -> None:
     doc = replay(name)
     if "ReconcileFunction" in template_functions():
-        assert isinstance(doc["decision"], dict), doc["decision"]
+        decided_by(doc, "ReconcileFunction")
     else:
         assert doc["decision"].startswith(
             "ignored: no rule in template.yaml matches aws.autoscaling / EC2 Instance "
@@ -154,14 +173,15 @@ def test_launch_and_terminate_results(name: str) -> None:
 def test_scheduled_reconcile() -> None:
     doc = replay("scheduled_reconcile")
     if "ReconcileFunction" in template_functions():
-        assert isinstance(doc["decision"], dict), doc["decision"]
+        decided_by(doc, "ReconcileFunction")
         assert [i["function"] for i in doc["invocations"]] == ["ReconcileFunction"]
     elif "OnTerminateFunction" in template_functions():
         # the guard's schedule is the template's only schedule rule: replay delivers to it
         assert isinstance(doc["decision"], dict), doc["decision"]
         assert [i["function"] for i in doc["invocations"]] == ["OnTerminateFunction"]
     else:
-        assert doc["decision"].startswith("ignored: template.yaml has no schedule rule")
+        assert doc["decision"].startswith("ignored: no rule in template.yaml matches aws.events")
+        assert "no schedule rule" in doc["decision"]
 
 
 def test_scheduled_guard_pass_runs_on_terminate_and_changes_nothing_in_a_healthy_cluster() -> None:

@@ -229,8 +229,11 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "autoscaling:DescribeAutoScalingGroups",  # manager_instances()
         "autoscaling:DescribeAutoScalingInstances",
         "ec2:DescribeInstances",
-        "dynamodb:GetItem",  # the snapshot: last known leader first
+        "dynamodb:GetItem",  # the snapshot: last known leader first; is the cluster bootstrapped
+        "dynamodb:PutItem",  # the cluster lease (rotations are serialised with other changes)
+        "dynamodb:DeleteItem",  # ... and its release
         "kms:Decrypt",
+        "kms:GenerateDataKey",  # the lease item, through DynamoDB
     },
     "ReconcileFunctionRole": {
         "autoscaling:CompleteLifecycleAction",  # pending joins (LaunchService's pending path)
@@ -256,6 +259,28 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "kms:GenerateDataKey",
         "sqs:SendMessage",  # the on-failure destination
     },
+    "OnTerminateFunctionRole": {
+        "autoscaling:CompleteLifecycleAction",  # Fleet.complete (CONTINUE / ABANDON)
+        "autoscaling:RecordLifecycleActionHeartbeat",  # Fleet.heartbeat (a removal that waits)
+        "autoscaling:SetInstanceProtection",  # Fleet.set_protection (the manager the guard releases)
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeAutoScalingInstances",
+        "ec2:DescribeInstances",
+        "ssm:SendCommand",  # docker node demote / rm / swarm leave through a manager or the node
+        "ssm:GetCommandInvocation",
+        "ssm:CancelCommand",
+        "dynamodb:GetItem",  # snapshot, lease holder, waiting removal
+        "dynamodb:PutItem",  # snapshot, lease (conditional), waiting removal
+        "dynamodb:DeleteItem",  # lease release, waiting removal done
+        "dynamodb:Query",  # StateStore.removals
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "sqs:SendMessage",  # the on-failure destination
+    },
+    "TerminationPolicyFunctionRole": {
+        "dynamodb:GetItem",  # the one snapshot read
+        "kms:Decrypt",
+    },
     "ManagerInstanceRole": {
         "dynamodb:DeleteItem",
         "secretsmanager:PutSecretValue",
@@ -275,6 +300,14 @@ EXPECTED_MANAGED: dict[str, set[str]] = {
         "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
     },
     "ReconcileFunctionRole": {
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    },
+    "OnTerminateFunctionRole": {
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    },
+    "TerminationPolicyFunctionRole": {
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
         "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
     },
@@ -325,11 +358,7 @@ def test_expected_actions_are_the_ones_the_code_calls() -> None:
     function holds a service action the adapters or Powertools never call."""
     called = code_actions(ADAPTERS)
     assert "dynamodb:DeleteItem" in called and "ssm:SendCommand" in called  # the scan sees the adapters
-    functions = (
-        EXPECTED_ACTIONS["OnLaunchFunctionRole"]
-        | EXPECTED_ACTIONS["RotateTokensFunctionRole"]
-        | EXPECTED_ACTIONS["ReconcileFunctionRole"]
-    )
+    functions = set().union(*(v for k, v in EXPECTED_ACTIONS.items() if k.endswith("FunctionRole")))
     missing = called - NOT_YET_USED_BY_A_FUNCTION - functions
     assert not missing, f"adapters call actions no function holds: {sorted(missing)}"
     extra = {a for a in functions if a.split(":")[0] not in {"kms", "sqs"}} - called - POWERTOOLS
@@ -422,6 +451,12 @@ def test_nothing_but_the_two_kms_paths_can_use_the_key() -> None:
         {"kms:CallerAccount": tm.ACCOUNT, "kms:ViaService": f"secretsmanager.{tm.REGION}.amazonaws.com"},
     )
     assert evaluate_with_resource_policy(admin_everything, key, via_sm, account_root=tm.ACCOUNT_ROOT)
+    # no grant can be made outside the two services either (kms:Create* once allowed kms:CreateGrant)
+    for action in ("kms:CreateGrant", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom"):
+        grant = Request(action, tm.KEY_ARN, {"kms:CallerAccount": tm.ACCOUNT})
+        assert not evaluate_with_resource_policy(admin_everything, key, grant, account_root=tm.ACCOUNT_ROOT)
+    admin = next(st for st in key["Statement"] if st.get("Sid") == "AccountAdministersTheKey")
+    assert not [a for a in admin["Action"] if "*" in a], "the administration statement names its actions"
     # and the account keeps administering it (no lock-out)
     put_policy = Request("kms:PutKeyPolicy", tm.KEY_ARN, {})
     assert evaluate_with_resource_policy(admin_everything, key, put_policy, account_root=tm.ACCOUNT_ROOT)
@@ -499,3 +534,27 @@ def test_deny_statement_wins(manager: list[dict[str, Any]]) -> None:
     denied = [*copy.deepcopy(manager), deny]
     assert not is_allowed(denied, secret_call(MANAGER, "secretsmanager:PutSecretValue", tm.MANAGER_SECRET))
     assert is_allowed(denied, secret_call(MANAGER, "secretsmanager:PutSecretValue", tm.WORKER_SECRET))
+
+
+def test_only_the_guard_lifts_protection_and_only_on_this_stack_s_managers() -> None:
+    guard = tm.role_policies("OnTerminateFunctionRole")
+    ctx = {"aws:userid": "AROAFUNCTION:OnTerminate"}
+    assert is_allowed(
+        guard, Request("autoscaling:SetInstanceProtection", tm.group_arn(tm.MANAGER_GROUP), ctx)
+    )
+    for group in (tm.WORKER_GROUP, "prod-web", f"{tm.MANAGER_GROUP}-x"):
+        assert not is_allowed(guard, Request("autoscaling:SetInstanceProtection", tm.group_arn(group), ctx))
+    for role in ("OnLaunchFunctionRole", "RotateTokensFunctionRole", "TerminationPolicyFunctionRole"):
+        others = tm.role_policies(role)
+        assert not is_allowed(
+            others, Request("autoscaling:SetInstanceProtection", tm.group_arn(tm.MANAGER_GROUP), ctx)
+        )
+    for secret in (tm.MANAGER_SECRET, tm.WORKER_SECRET):  # the guard never reads a token
+        assert not is_allowed(guard, Request("secretsmanager:GetSecretValue", secret, ctx))
+
+
+def test_the_termination_policy_only_reads_the_state_table() -> None:
+    policy = tm.role_policies("TerminationPolicyFunctionRole")
+    ctx = {"aws:userid": "AROAFUNCTION:TerminationPolicy"}
+    assert is_allowed(policy, Request("dynamodb:GetItem", tm.STATE_TABLE_ARN, ctx))
+    assert not is_allowed(policy, Request("dynamodb:PutItem", tm.STATE_TABLE_ARN, ctx))

@@ -9,8 +9,20 @@ from typing import Any
 import pytest
 from tests.template import template_model as tm
 
-FUNCTIONS = {"OnLaunchFunction": "on_launch", "RotateTokensFunction": "rotate_tokens"}
+from autojoin.services.launch import LaunchConfig
+from autojoin.services.rotation import LEASE_TTL
+from autojoin.settings import Settings
+
+FUNCTIONS = {
+    "OnLaunchFunction": "on_launch",
+    "RotateTokensFunction": "rotate_tokens",
+    "OnTerminateFunction": "on_terminate",
+    "TerminationPolicyFunction": "termination_policy",
+    "ReconcileFunction": "reconcile",
+}
 LAUNCH_RULE = "OnLaunchFunctionLaunchLifecycle"
+TERMINATE_RULE = "OnTerminateFunctionTerminateLifecycle"
+GUARD_SCHEDULE = "OnTerminateFunctionGuardSchedule"
 
 
 def res(logical_id: str) -> dict[str, Any]:
@@ -51,6 +63,8 @@ def wiring_env() -> dict[str, dict[str, Any]]:
         for name, value in zip(names, values, strict=True):
             if value.startswith("Ref "):
                 expected: Any = {"Ref": value[4:]}
+            elif value.startswith("Sub "):
+                expected = {"Fn::Sub": value[4:]}
             elif value.startswith("GetAtt "):
                 expected = {"Fn::GetAtt": value[7:].split(".", 1)}
             elif value in params:
@@ -86,22 +100,44 @@ def test_function_shape(function: str, folder: str) -> None:
     assert p["Code"]["S3Key"] == f"functions/{folder}.zip"  # CodeUri functions/<folder>/
     source = (tm.ROOT / "functions" / folder / "app.py").read_text()
     assert re.search(r"^def lambda_handler\(event.*context.*deps", source, re.M), "handler contract"
-    assert (tm.ROOT / "functions" / folder / "requirements.txt").is_file()
+    assert (tm.ROOT / "functions" / folder / "Makefile").is_file()  # BuildMethod makefile (tests/build)
 
 
 def test_on_launch_timeout_and_rotation_timeout() -> None:
-    assert props("OnLaunchFunction")["Timeout"] == 120
+    # a slow join must not be killed before its `finally` withdraws the ticket: the function's timeout
+    # exceeds one whole join budget (the node's join timeout + the Ready wait + the clean-up margin)
+    env = props("OnLaunchFunction")["Environment"]["Variables"]
+    settings = Settings.from_env({k: v for k, v in env.items() if isinstance(v, str)} | _REQUIRED)
+    budget = LaunchConfig(
+        cluster="c", join_wait=settings.join_wait, join_timeout=settings.join_timeout
+    ).join_budget
+    assert props("OnLaunchFunction")["Timeout"] >= budget + 30
     assert 60 <= props("RotateTokensFunction")["Timeout"] <= 900
+    assert props("RotateTokensFunction")["Timeout"] < LEASE_TTL  # the lease outlives a rotation step
+
+
+_REQUIRED = {"AUTOJOIN_CLUSTER": "c", "AUTOJOIN_STATE_TABLE": "t"}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_logging_is_configured_explicitly(function: str) -> None:
+    assert props(function)["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "ApplicationLogLevel": {"Ref": "LogLevel"},
+        "SystemLogLevel": "WARN",
+    }
+    allowed = tm.raw()["Parameters"]["LogLevel"]["AllowedValues"]
+    assert set(allowed) <= {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}  # Lambda's names
 
 
 def test_layer() -> None:
     raw_layer = tm.raw()["Resources"]["AutojoinLayer"]
     assert raw_layer["Properties"]["ContentUri"] == "layers/autojoin"
-    assert raw_layer["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
+    assert raw_layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert props(layer_id())["CompatibleRuntimes"] == ["python3.12"]
     assert (tm.ROOT / "layers" / "autojoin" / "autojoin" / "__init__.py").is_file()
     requirements = (tm.ROOT / "layers" / "autojoin" / "requirements.txt").read_text()
-    for dep in ("aws-lambda-powertools", "pydantic", "pydantic-settings"):
+    for dep in ("aws-lambda-powertools", "pydantic"):
         assert re.search(rf"^{re.escape(dep)}(\[|>|=|$)", requirements, re.M), dep
 
 
@@ -117,7 +153,7 @@ def test_launch_rule_pattern_names_exactly_the_two_groups() -> None:
     assert rule["EventPattern"] == {
         "source": ["aws.autoscaling"],
         "detail-type": ["EC2 Instance-launch Lifecycle Action"],
-        "detail": {"AutoScalingGroupName": group_names()},
+        "detail": {"AutoScalingGroupName": group_names(), "LifecycleHookName": ["autojoin-launch"]},
     }
     assert rule.get("State", "ENABLED") == "ENABLED"
 
@@ -143,11 +179,12 @@ def test_events_may_invoke_on_launch_from_that_rule_only() -> None:
 def test_dead_letters_may_reach_the_failure_queue() -> None:
     policy = props("FailureQueuePolicy")
     assert policy["Queues"] == [{"Ref": "FailureQueue"}]
-    (stmt,) = policy["PolicyDocument"]["Statement"]
-    assert stmt["Principal"] == {"Service": "events.amazonaws.com"}
-    assert stmt["Action"] == "sqs:SendMessage"
-    assert stmt["Resource"] == getatt("FailureQueue", "Arn")
-    assert stmt["Condition"] == {"ArnEquals": {"aws:SourceArn": getatt(LAUNCH_RULE, "Arn")}}
+    launch, terminate = policy["PolicyDocument"]["Statement"]
+    for stmt, rule in ((launch, LAUNCH_RULE), (terminate, TERMINATE_RULE)):
+        assert stmt["Principal"] == {"Service": "events.amazonaws.com"}
+        assert stmt["Action"] == "sqs:SendMessage"
+        assert stmt["Resource"] == getatt("FailureQueue", "Arn")
+        assert stmt["Condition"] == {"ArnEquals": {"aws:SourceArn": getatt(rule, "Arn")}}
 
 
 def test_on_launch_async_failures_go_to_the_failure_queue() -> None:
@@ -166,7 +203,15 @@ def test_on_launch_async_failures_go_to_the_failure_queue() -> None:
 def test_groups_are_created_after_the_rule_and_its_permission() -> None:
     for group in ("ManagerGroup", "WorkerGroup"):
         depends = res(group)["DependsOn"]
-        assert set(depends) == {LAUNCH_RULE, f"{LAUNCH_RULE}Permission"}
+        # and after the function's log group (else Lambda creates it first, without a retention)
+        assert {
+            LAUNCH_RULE,
+            f"{LAUNCH_RULE}Permission",
+            TERMINATE_RULE,
+            f"{TERMINATE_RULE}Permission",
+            "TerminationPolicyPermission",
+            "OnLaunchFunctionLogGroup",
+        } <= set(depends)
         for dep in depends:
             assert dep in tm.resources()  # the SAM-generated ids exist after the transform
 
@@ -206,8 +251,18 @@ def test_group(group: str, role: str, template: str, count: str) -> None:
             "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
             "DefaultResult": "ABANDON",
             "HeartbeatTimeout": {"Ref": "LaunchHookTimeout"},
-        }
+        },
+        {
+            "LifecycleHookName": "autojoin-terminate",
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+            # a manager nobody answers for is retained; a worker nobody answers for may go
+            "DefaultResult": "ABANDON" if role == "manager" else "CONTINUE",
+            "HeartbeatTimeout": {"Ref": "TerminateHookTimeout"},
+        },
     ]
+    assert p["TerminationPolicies"] == [getatt("TerminationPolicyFunction", "Arn")]
+    retention = {"RetentionTriggers": {"TerminateHookAbandon": "retain"}}
+    assert p.get("InstanceLifecyclePolicy") == (retention if role == "manager" else None)
     assert p["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": template}
     assert p["CapacityRebalance"] is False
     assert p["AvailabilityZoneDistribution"] == {"CapacityDistributionStrategy": "balanced-only"}
@@ -309,3 +364,52 @@ def test_parameters_of_the_contract() -> None:
 def test_key_and_alias() -> None:
     assert props("AutojoinKey")["EnableKeyRotation"] is True
     assert props("AutojoinKeyAlias")["TargetKeyId"] == {"Ref": "AutojoinKey"}
+
+
+# --- the quorum guard ---------------------------------------------------------------------------
+
+
+def test_terminate_rule_matches_autojoin_s_hook_on_the_two_groups_only() -> None:
+    rule = props(TERMINATE_RULE)
+    assert rule["EventPattern"] == {
+        "source": ["aws.autoscaling"],
+        "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
+        "detail": {"AutoScalingGroupName": group_names(), "LifecycleHookName": ["autojoin-terminate"]},
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == getatt("OnTerminateFunction", "Arn")
+    assert target["DeadLetterConfig"] == {"Arn": getatt("FailureQueue", "Arn")}
+    perm = props(f"{TERMINATE_RULE}Permission")
+    assert perm["Principal"] == "events.amazonaws.com"
+    assert perm["SourceArn"] == getatt(TERMINATE_RULE, "Arn")
+
+
+def test_guard_schedule_runs_on_terminate() -> None:
+    rule = props(GUARD_SCHEDULE)
+    assert rule["ScheduleExpression"] == "rate(1 minute)"
+    assert rule["Name"] == {"Fn::Sub": "${AWS::StackName}-autojoin-guard"}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == getatt("OnTerminateFunction", "Arn")
+
+
+def test_only_auto_scaling_s_service_linked_role_may_call_the_termination_policy() -> None:
+    perm = props("TerminationPolicyPermission")
+    assert perm["FunctionName"] == getatt("TerminationPolicyFunction", "Arn")
+    assert perm["Action"] == "lambda:InvokeFunction"
+    principal = perm["Principal"]["Fn::Sub"]
+    assert principal.endswith(":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
+    assert props("TerminationPolicyFunction")["Timeout"] <= 2  # AWS allows it 2 seconds
+
+
+def test_retention_raises_an_alarm() -> None:
+    alarm = props("ManagerRetainedAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Autojoin", "ManagerRetained")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "autojoin"}]
+    for fn in ("OnTerminateFunction", "TerminationPolicyFunction"):
+        errors = props(f"{fn.removesuffix('Function')}ErrorsAlarm")
+        assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": fn}}]
+
+
+def test_min_managers_is_an_odd_floor() -> None:
+    param = tm.raw()["Parameters"]["MinManagers"]
+    assert param["Default"] == 3 and all(v % 2 == 1 for v in param["AllowedValues"])

@@ -261,12 +261,15 @@ def test_rotation_handler_runs_the_steps_and_rejects_bad_input(
     on_launch, rotate = load_handler("on_launch"), load_handler("rotate_tokens")
     on_launch(env.event(Role.MANAGER, "us-east-1a"), Context(), deps=env.deps)
     version = "11111111-2222-4333-8444-555555555555"
+    old = env.vault.current[Role.WORKER]
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         out = rotate(
             {"SecretId": WRK_ARN, "ClientRequestToken": version, "Step": step}, Context(), deps=env.deps
         )
         assert out["step"] == step and out["role"] == "worker"
+    assert env.vault.current[Role.WORKER] != old  # it rotated: a new current token the swarm accepts ...
     assert env.swarm.valid_token(env.vault.current[Role.WORKER]) is Role.WORKER
+    assert env.swarm.valid_token(old) is None  # ... and the old one is refused
     from autojoin.errors import BadInput
 
     with pytest.raises(BadInput):
@@ -383,3 +386,29 @@ def test_termination_policy_handler_answers_instance_ids_even_for_bad_input(
     )
     assert answer == {"InstanceIDs": ["i-0000000000000abc"]}  # no snapshot: workers allowed, said so
     assert "SnapshotStale" in emf_metrics(capfd.readouterr().out)
+
+
+def test_reconcile_handler_publishes_the_cluster_metrics_and_never_a_token(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    launch = load_handler("on_launch")
+    for z in ZONES:
+        launch(env.event(Role.MANAGER, z), Context(), deps=env.deps)
+    env.fleet.set_desired("demo-manager", 3)
+    capfd.readouterr()
+    reconcile = load_handler("reconcile")
+    tick = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    report = reconcile(tick, Context(function_name="reconcile"), deps=env.deps)
+    assert report["has_leader"] and report["voters"] == 3 and report["quorum_margin"] == 1
+    assert report["zone_failures_tolerated"] == 1 and report["leader_az"] == ZONES[0]
+    out = capfd.readouterr()
+    names = emf_metrics(out.out)
+    for name in ("HealthyManagers", "QuorumMargin", "ZoneFailuresTolerated", "PendingJoins", "LeaderAz"):
+        assert name in names, name
+    leader = [json.loads(line) for line in out.out.splitlines() if '"LeaderAz"' in line and '"_aws"' in line]
+    assert leader and leader[0]["az"] == ZONES[0] and leader[0]["cluster"] == "demo"
+    everything = env.logs.getvalue() + out.out + out.err + json.dumps(report)
+    assert not TOKEN.search(everything)
+    # an event of any shape is only the reason it ran
+    again = reconcile(["not", "an", "event"], Context(function_name="reconcile"), deps=env.deps)
+    assert again["has_leader"]

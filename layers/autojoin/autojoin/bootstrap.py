@@ -104,7 +104,7 @@ class Deps:
             return self.orchestrator_override
         from autojoin.adapters.swarm.orchestrator import SwarmOrchestrator
 
-        return SwarmOrchestrator(self.runner, self.manager_instances)
+        return SwarmOrchestrator(self.runner, self.manager_instances, join_timeout=self.settings.join_timeout)
 
     @cached_property
     def runner(self) -> CommandRunner:
@@ -158,6 +158,7 @@ class Deps:
             cluster=self.settings.cluster,
             handoff_ttl=self.settings.handoff_ttl,
             join_wait=self.settings.join_wait,
+            join_timeout=self.settings.join_timeout,
         )
         return LaunchService(
             config,
@@ -178,6 +179,7 @@ class Deps:
             dry_run=self.settings.dry_run,
             recover_after=self.settings.recover_after,
             launch_hook=self.settings.launch_hook,
+            min_managers=self.settings.min_managers,
         )
         return ReconcileService(
             config,
@@ -226,7 +228,9 @@ class Deps:
     def rotation(self) -> RotationService:
         from autojoin.services.rotation import RotationService
 
-        return RotationService(self.settings, vault=self.vault, orchestrator=self.orchestrator)
+        return RotationService(
+            self.settings, vault=self.vault, orchestrator=self.orchestrator, state=self.state
+        )
 
 
 def build_deps(

@@ -51,11 +51,16 @@ def on_launch(event: Any, context: Any, deps: Deps) -> dict[str, Any]:
     config = IdempotencyConfig(
         event_key_jmespath="token", expires_after_seconds=deps.settings.idempotency_ttl
     )
+    time_left = None
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
 
+        def time_left() -> float:
+            return float(context.get_remaining_time_in_millis()) / 1000
+
     def run(payload: dict[str, Any]) -> dict[str, Any]:
-        return deps.launch.handle(LifecycleAction.model_validate(payload)).to_dict()
+        action = LifecycleAction.model_validate(payload)
+        return deps.launch.handle(action, time_left=time_left).to_dict()
 
     once = idempotent_function(
         data_keyword_argument="payload", persistence_store=deps.idempotency, config=config

@@ -84,6 +84,10 @@ class TokenVault(ABC):
     def has_token(self, role: Role) -> bool: ...
 
     @abstractmethod
+    def current_token(self, role: Role) -> SecretStr | None:
+        """The AWSCURRENT value read now (no cache); None when the secret has none yet."""
+
+    @abstractmethod
     def stages(self, role: Role, version_id: str) -> tuple[str, ...]:
         """The staging labels of one version of the role's secret (empty when it does not exist)."""
 
@@ -92,7 +96,11 @@ class TokenVault(ABC):
 
     @abstractmethod
     def promote_pending(self, role: Role, version_id: str) -> None:
-        """finishSecret: move AWSCURRENT to ``version_id``."""
+        """finishSecret: move AWSCURRENT to ``version_id`` and take AWSPENDING off it."""
+
+    @abstractmethod
+    def drop_pending(self, role: Role, version_id: str) -> None:
+        """Take AWSPENDING off ``version_id`` (a stale pending value the swarm does not accept)."""
 
 
 @dataclass(frozen=True)
@@ -199,8 +207,17 @@ class Orchestrator(ABC):
         return 0
 
     @abstractmethod
-    def rotate_token(self, role: Role, version_id: str) -> None:
-        """Rotate the role's token in the cluster; the node stores it as AWSPENDING ``version_id``."""
+    def rotate_token(self, role: Role, version_id: str, current: SecretStr | None = None) -> None:
+        """Rotate the role's token in the cluster; the node stores it as AWSPENDING ``version_id``.
+
+        Idempotent: a version already stored is left alone, and when ``current`` (AWSCURRENT) is given and
+        the cluster no longer accepts it (an earlier attempt rotated), the cluster's token is stored as the
+        version instead of rotating again. ``current`` never leaves the control plane (a one-off MAC does).
+        """
+
+    @abstractmethod
+    def sync_token(self, role: Role, version_id: str) -> None:
+        """Store the token the cluster accepts now as AWSPENDING ``version_id`` (testSecret's repair)."""
 
     @abstractmethod
     def token_works(self, role: Role, version_id: str) -> bool:

@@ -27,6 +27,7 @@ class Settings(BaseModel):
     token_max_age: int = Field(default=300, ge=0)  # seconds a warm function reuses a token
     handoff_ttl: int = Field(default=900, ge=60)  # seconds an unclaimed ticket lives
     join_wait: float = Field(default=60.0, ge=0)  # seconds to wait for the node to show Ready
+    join_timeout: float = Field(default=120.0, gt=0)  # seconds one `autojoin-node join/init` may take
     idempotency_ttl: int = Field(default=7200, ge=60)
     # the reconciler (services/reconcile.py)
     dry_run: bool = False  # decide and report, change nothing

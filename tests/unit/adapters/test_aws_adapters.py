@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 from pydantic import SecretStr
@@ -150,6 +151,33 @@ def test_vault_reads_each_token_once_per_max_age_and_refresh_prefers_pending(aws
     assert "AWSCURRENT" in vault.stages(Role.WORKER, "v" * 32)
     vault.promote_pending(Role.WORKER, "v" * 32)  # already current: no-op
     assert vault.token(Role.WORKER, refresh=True).get_secret_value() == new
+
+
+def test_finish_takes_awspending_off_so_pending_reads_no_longer_answer(aws: boto3.Session) -> None:
+    sm = aws.client("secretsmanager")
+    arn = sm.create_secret(Name="worker-token")["ARN"]
+    vault = SecretsManagerTokenVault(sm, {Role.WORKER: arn}, max_age=0)
+    assert vault.current_token(Role.WORKER) is None  # created empty: no version at all
+    sm.put_secret_value(SecretId=arn, SecretString=FAKE_TOKEN)
+    new = "SWMTKN-1-" + "a" * 50 + "-" + "c" * 25
+    version = "v" * 32
+    sm.put_secret_value(
+        SecretId=arn, SecretString=new, ClientRequestToken=version, VersionStages=["AWSPENDING"]
+    )
+    vault.promote_pending(Role.WORKER, version)
+    assert vault.stages(Role.WORKER, version) == ("AWSCURRENT",)
+    assert vault.pending(Role.WORKER, version) is None
+    with pytest.raises(ClientError):  # an "AWSPENDING-only" read (a manager's) finds nothing any more
+        sm.get_secret_value(SecretId=arn, VersionStage="AWSPENDING")
+    assert vault.current_token(Role.WORKER) == SecretStr(new)
+    # a stale pending version is dropped (testSecret's re-sync)
+    stale = "s" * 32
+    sm.put_secret_value(
+        SecretId=arn, SecretString=FAKE_TOKEN, ClientRequestToken=stale, VersionStages=["AWSPENDING"]
+    )
+    vault.drop_pending(Role.WORKER, stale)
+    assert vault.stages(Role.WORKER, stale) == () and vault.pending(Role.WORKER, stale) is None
+    vault.drop_pending(Role.WORKER, stale)  # nothing pending: nothing to do
 
 
 def test_vault_missing_secret_or_value(aws: boto3.Session) -> None:
@@ -304,3 +332,55 @@ def test_bootstrap_claim_race_has_exactly_one_winner(aws: boto3.Session) -> None
         wins = list(pool.map(lambda i: store.claim_bootstrap("demo", f"i-{i}"), range(16)))
     assert wins.count(True) == 1
     assert store.bootstrap_owner("demo") == f"i-{wins.index(True)}"
+
+
+def test_lease_holder_expiry_and_bad_arguments(aws: boto3.Session) -> None:
+    _tables(aws)
+    clock = {"now": NOW}
+    store = DynamoStateStore(aws.client("dynamodb"), "state", lambda: clock["now"])
+    assert store.lease_holder("demo") is None
+    assert store.acquire_lease("demo", "terminate:i-1:req", 60)
+    assert store.lease_holder("demo") == "terminate:i-1:req"
+    clock["now"] = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)  # exactly at expiry: free
+    assert store.lease_holder("demo") is None
+    assert store.acquire_lease("demo", "guard:req", 60)
+    with pytest.raises(ValueError, match="ttl"):
+        store.acquire_lease("demo", "x", 0)
+    with pytest.raises(ValueError, match="holder"):
+        store.acquire_lease("demo", "", 60)
+
+
+def test_waiting_removals_keep_when_they_started(aws: boto3.Session) -> None:
+    _tables(aws)
+    store = DynamoStateStore(aws.client("dynamodb"), "state", lambda: NOW)
+    action = LifecycleAction(
+        kind=LifecycleKind.TERMINATING, group="g", instance_id="i-9", hook="h", token="t"
+    )
+    assert store.add_removal("demo", action, NOW) == NOW
+    later = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+    assert store.add_removal("demo", action, later) == NOW  # the first record wins
+    assert store.removals("demo") == [(action, NOW)]
+    assert store.pending("demo") == []  # not mixed up with waiting launches
+    store.remove_removal("demo", "i-9")
+    assert store.removals("demo") == []
+
+
+def test_a_snapshot_too_big_for_one_item_is_stored_summarised(
+    aws: boto3.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autojoin.adapters.aws.state as state_module
+
+    _tables(aws)
+    monkeypatch.setattr(state_module, "SNAPSHOT_BUDGET", 2000)
+    store = DynamoStateStore(aws.client("dynamodb"), "state", lambda: NOW)
+    nodes = [Node(instance_id="i-m", role=Role.MANAGER, az="a")]
+    nodes += [
+        Node(instance_id=f"i-w{k}", role=Role.WORKER, az="ab"[k % 2], available=k != 3) for k in range(40)
+    ]
+    view = ClusterView(cluster="demo", nodes=tuple(nodes), zones=("a", "b"), taken_at=NOW)
+    store.save_snapshot(view)
+    got = store.snapshot("demo")
+    assert got is not None and not got.workers_listed
+    assert got.worker_counts == {"a": 20, "b": 20}
+    assert {n.instance_id for n in got.nodes} == {"i-m", "i-w3"}  # managers and the drained worker
+    assert got.taken_at == NOW

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import socketserver
 import subprocess
 import threading
 import time
@@ -75,6 +76,70 @@ class FakeDocker:
             raise AssertionError(f"unexpected docker {argv}")
         reply = self.rules[best]
         return reply(argv) if callable(reply) else reply
+
+
+EngineReply = tuple[int, Any] | Callable[[Any], tuple[int, Any]]
+
+
+class FakeEngine:
+    """A Docker Engine API on a real unix socket (http.server): answers by method and path prefix,
+    records (method, path, decoded JSON body) of every request."""
+
+    def __init__(self, path: str) -> None:
+        self.rules: dict[tuple[str, str], EngineReply] = {}
+        self.calls: list[tuple[str, str, Any]] = []
+        self.last_path = ""
+        engine = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                engine.calls.append((self.command, self.path.partition("?")[0], body))
+                engine.last_path = self.path
+                best = max(
+                    (k for k in engine.rules if k[0] == self.command and self.path.startswith(k[1])),
+                    key=lambda k: len(k[1]),
+                    default=None,
+                )
+                status, value = (500, {"message": f"unexpected {self.command} {self.path}"})
+                if best is not None:
+                    reply = engine.rules[best]
+                    status, value = reply(body) if callable(reply) else reply
+                out = b"" if value is None else json.dumps(value).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                if out:  # (writing b"" to a client that already read its empty answer: broken pipe)
+                    self.wfile.write(out)
+
+            do_GET = do_POST = _serve
+
+            def address_string(self) -> str:
+                return "unix"
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = socketserver.ThreadingUnixStreamServer(path, Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def on(self, method: str, path: str, reply: EngineReply) -> FakeEngine:
+        self.rules[(method, path)] = reply
+        return self
+
+
+@pytest.fixture
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEngine]:
+    path = str(tmp_path / "docker.sock")
+    fake_engine = FakeEngine(path)
+    monkeypatch.setitem(ENV, "DOCKER_HOST", f"unix://{path}")
+    try:
+        yield fake_engine
+    finally:
+        fake_engine.server.shutdown()
+        fake_engine.server.server_close()
 
 
 @pytest.fixture
@@ -197,57 +262,76 @@ def test_pending_token_propagates_other_errors() -> None:
     assert agent.pending_token(Binary(), "s", "v") is None
 
 
-# --- join --------------------------------------------------------------------------------------------
+# --- join (Docker Engine API over the unix socket) --------------------------------------------------
 
 
-def test_join_takes_the_ticket_joins_and_prints_only_the_node_id(
-    aws: boto3.Session, fake: FakeDocker
+def api_error(name: str) -> tuple[int, dict[str, str]]:
+    """The Engine API's answer behind a captured CLI error (the CLI prints the API's message)."""
+    message = CAPTURED[name]["stderr"].removeprefix("Error response from daemon: ").strip()
+    return 503, {"message": message}
+
+
+def test_join_goes_through_the_api_with_the_token_in_the_body_only(
+    aws: boto3.Session, fake: FakeDocker, engine: FakeEngine
 ) -> None:
     offer(aws)
-    fake.on("swarm", "join", proc(0, "This node joined a swarm as a worker.\n"))
+    engine.on("POST", "/swarm/join", (200, None))
     fake.on("info", proc(0, INFO_ACTIVE))
-    code, result, text = run(["join", "--role", "worker"], aws, {"DOCKER_HOST": "unix:///x.sock"})
+    code, result, text = run(["join", "--role", "worker"], aws)
     assert (code, result) == (0, {"node_id": "node9", "manager": "10.0.0.1:2377"})
     assert "SWMTKN" not in text
-    assert fake.calls[0] == (
-        "swarm",
-        "join",
-        "--token",
-        TOKEN_W,
-        "--advertise-addr",
-        "10.0.0.9",
-        "10.0.0.1:2377",
-    )
-    assert fake.hosts[0] == "unix:///x.sock"
+    assert engine.calls == [
+        (
+            "POST",
+            "/swarm/join",
+            {
+                "ListenAddr": "0.0.0.0:2377",
+                "AdvertiseAddr": "10.0.0.9",
+                "RemoteAddrs": ["10.0.0.1:2377"],
+                "JoinToken": TOKEN_W,
+            },
+        )
+    ]
+    assert not any("SWMTKN" in arg for call in fake.calls for arg in call)  # no token on any argv
     assert run(["join", "--role", "worker"], aws)[1]["error"] == "no_ticket"  # read-once
 
 
-def test_join_tries_each_manager_and_stops_a_timed_out_attempt(aws: boto3.Session, fake: FakeDocker) -> None:
+def test_join_tries_each_manager_and_stops_a_timed_out_attempt(
+    aws: boto3.Session, fake: FakeDocker, engine: FakeEngine
+) -> None:
     offer(aws, managers=["10.0.0.1:2377", "10.0.0.2:2377"])
-    fake.on(
-        "swarm", "join", lambda argv: captured("join_unreachable") if argv[-1] == "10.0.0.1:2377" else proc(0)
+    engine.on(
+        "POST",
+        "/swarm/join",
+        lambda body: (
+            api_error("join_unreachable") if body["RemoteAddrs"] == ["10.0.0.1:2377"] else (200, None)
+        ),
     )
     fake.on("swarm", "leave", captured("leave_worker"))
     fake.on("info", proc(0, INFO_ACTIVE))
     code, result, _ = run(["join", "--role", "worker"], aws)
     assert (code, result["manager"]) == (0, "10.0.0.2:2377")
-    assert [c[:2] for c in fake.calls] == [
-        ("swarm", "join"),
-        ("swarm", "leave"),
-        ("swarm", "join"),
-        ("info", "--format"),
-    ]
-    assert fake.calls[1] == ("swarm", "leave", "--force")
+    assert [c[2]["RemoteAddrs"] for c in engine.calls] == [["10.0.0.1:2377"], ["10.0.0.2:2377"]]
+    assert fake.calls == [("swarm", "leave", "--force"), ("info", "--format", "{{json .Swarm}}")]
 
 
-def test_join_with_no_manager_answering_is_unreachable(aws: boto3.Session, fake: FakeDocker) -> None:
+def test_join_with_no_manager_answering_is_unreachable(
+    aws: boto3.Session, fake: FakeDocker, engine: FakeEngine
+) -> None:
     offer(aws, managers=["10.0.0.1:2377", "10.0.0.2:2377"])
-    fake.on(
-        "swarm", "join", proc(1, "", "Error response from daemon: rpc error: code = Unavailable desc = x")
-    )
+    engine.on("POST", "/swarm/join", (500, {"message": "rpc error: code = Unavailable desc = x"}))
     fake.on("swarm", "leave", proc(0))
     code, result, _ = run(["join", "--role", "worker"], aws)
-    assert (code, result["error"]) == (1, "unreachable")
+    assert (code, result["error"]) == (1, "unreachable") and len(engine.calls) == 2
+
+
+def test_join_with_no_daemon_is_daemon_unreachable(aws: boto3.Session, tmp_path: Path) -> None:
+    offer(aws)
+    _, result, _ = run(["join", "--role", "worker"], aws, {"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    assert result["error"] == "daemon_unreachable"
+    offer(aws)
+    _, result, _ = run(["join", "--role", "worker"], aws, {"DOCKER_HOST": "tcp://10.0.0.1:2375"})
+    assert result["error"] == "config"  # the token never goes to a remote daemon
 
 
 @pytest.mark.parametrize(
@@ -259,24 +343,24 @@ def test_join_with_no_manager_answering_is_unreachable(aws: boto3.Session, fake:
     ],
 )
 def test_join_refusals_are_reported_without_the_token(
-    aws: boto3.Session, fake: FakeDocker, capture: str, code: str
+    aws: boto3.Session, engine: FakeEngine, capture: str, code: str
 ) -> None:
     offer(aws, managers=["10.0.0.1:2377", "10.0.0.2:2377"])
-    fake.on("swarm", "join", captured(capture))
+    engine.on("POST", "/swarm/join", api_error(capture))
     status, result, text = run(["join", "--role", "worker"], aws)
     assert (status, result["error"]) == (1, code)
-    assert len(fake.calls) == 1  # a refusal is final: no second manager
+    assert len(engine.calls) == 1  # a refusal is final: no second manager
     assert "SWMTKN" not in text
 
 
-def test_a_token_echoed_in_an_error_is_redacted(aws: boto3.Session, fake: FakeDocker) -> None:
+def test_a_token_echoed_in_an_error_is_redacted(aws: boto3.Session, engine: FakeEngine) -> None:
     offer(aws)
-    fake.on("swarm", "join", proc(1, "", f"Error response from daemon: weird {TOKEN_W}"))
+    engine.on("POST", "/swarm/join", (500, {"message": f"weird {TOKEN_W}"}))
     _, result, text = run(["join", "--role", "worker"], aws)
     assert result["error"] == "failed" and TOKEN_W not in text and "SWMTKN-<redacted>" in text
 
 
-def test_join_checks_role_and_managers_and_config(aws: boto3.Session, fake: FakeDocker) -> None:
+def test_join_checks_role_and_managers_and_config(aws: boto3.Session, engine: FakeEngine) -> None:
     offer(aws, role="manager")
     assert run(["join", "--role", "worker"], aws)[1]["error"] == "wrong_role"
     offer(aws, managers=[])
@@ -285,15 +369,15 @@ def test_join_checks_role_and_managers_and_config(aws: boto3.Session, fake: Fake
     out = io.StringIO()
     assert agent.main(["join", "--role", "worker"], env, aws, out=out) == 1
     assert json.loads(out.getvalue()) == {"error": "config", "detail": "AUTOJOIN_HANDOFF_TABLE is not set"}
-    assert fake.calls == []
+    assert engine.calls == []
 
 
 def test_join_without_a_principal_override_uses_the_callers_user_id(
-    aws: boto3.Session, fake: FakeDocker
+    aws: boto3.Session, fake: FakeDocker, engine: FakeEngine
 ) -> None:
     user_id = aws.client("sts").get_caller_identity()["UserId"]
     offer(aws, principal=user_id)
-    fake.on("swarm", "join", proc(0))
+    engine.on("POST", "/swarm/join", (200, None))
     fake.on("info", proc(0, INFO_ACTIVE))
     env = {k: v for k, v in ENV.items() if k != "AUTOJOIN_PRINCIPAL"}
     out = io.StringIO()
@@ -301,14 +385,14 @@ def test_join_without_a_principal_override_uses_the_callers_user_id(
 
 
 def test_advertise_address_falls_back_to_imds(
-    aws: boto3.Session, fake: FakeDocker, monkeypatch: pytest.MonkeyPatch
+    aws: boto3.Session, fake: FakeDocker, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     offer(aws)
-    fake.on("swarm", "join", proc(0))
+    engine.on("POST", "/swarm/join", (200, None))
     fake.on("info", proc(0, INFO_ACTIVE))
     monkeypatch.setattr(agent, "imds_local_ipv4", lambda: "10.1.2.3")
     assert run(["join", "--role", "worker"], aws, {"AUTOJOIN_ADVERTISE_ADDR": ""})[0] == 0
-    assert "10.1.2.3" in fake.calls[0]
+    assert engine.calls[0][2]["AdvertiseAddr"] == "10.1.2.3"
 
     def no_imds() -> str:
         raise OSError("no route")
@@ -351,14 +435,47 @@ def test_imds_v2_token_then_local_ipv4(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == [("PUT", "/latest/api/token", "60"), ("GET", "/latest/meta-data/local-ipv4", "imds-token")]
 
 
-# --- init / rotate / check-token ---------------------------------------------------------------------
+# --- init / rotate / check-token / sync-token ---------------------------------------------------------
 
 
-def test_init_stores_both_role_tokens(aws: boto3.Session, fake: FakeDocker) -> None:
+def swarm_object(worker: str = TOKEN_W, manager: str = TOKEN_M, index: int = 10) -> dict[str, Any]:
+    return {
+        "JoinTokens": {"Worker": worker, "Manager": manager},
+        "Version": {"Index": index},
+        "Spec": {"Name": "default"},
+    }
+
+
+class SwarmState:
+    """A manager's Engine API for tokens: GET /swarm, POST /swarm/update?rotate...Token=true."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self.tokens = {"Worker": TOKEN_W, "Manager": TOKEN_M}
+        self.index = 10
+        self.rotations = 0
+        engine.on("GET", "/swarm", lambda _body: (200, swarm_object(**self._lower(), index=self.index)))
+        engine.on("POST", "/swarm/update", self.update)
+        self.engine = engine
+
+    def _lower(self) -> dict[str, str]:
+        return {"worker": self.tokens["Worker"], "manager": self.tokens["Manager"]}
+
+    def update(self, body: Any) -> tuple[int, Any]:
+        query = self.engine.last_path.partition("?")[2]
+        if f"version={self.index}" not in query:
+            return 500, {"message": "rpc error: code = Unknown desc = update out of sequence"}
+        for role in ("Worker", "Manager"):
+            if f"rotate{role}Token=true" in query:
+                self.rotations += 1
+                self.tokens[role] = f"SWMTKN-1-{'m' * 50}-{self.rotations:025d}"
+        self.index += 1
+        return 200, None
+
+
+def test_init_stores_both_role_tokens(aws: boto3.Session, fake: FakeDocker, engine: FakeEngine) -> None:
     fake.on("swarm", "init", proc(0, "Swarm initialized: current node (node9) is now a manager.\n"))
-    fake.on("swarm", "join-token", "-q", "manager", proc(0, TOKEN_M + "\n"))
-    fake.on("swarm", "join-token", "-q", "worker", proc(0, TOKEN_W + "\n"))
     fake.on("info", proc(0, INFO_ACTIVE))
+    SwarmState(engine)
     code, result, text = run(["init", "--advertise-addr", "10.0.0.1"], aws)
     assert (code, result) == (0, {"node_id": "node9"}) and "SWMTKN" not in text
     sm = aws.client("secretsmanager")
@@ -373,44 +490,106 @@ def test_init_of_a_node_already_in_a_swarm(aws: boto3.Session, fake: FakeDocker)
     assert run(["init"], aws, {"AUTOJOIN_WORKER_SECRET_ID": ""})[1]["error"] == "config"
 
 
-def test_join_token_that_is_no_token_fails(aws: boto3.Session, fake: FakeDocker) -> None:
+def test_a_swarm_that_reports_no_token_fails(
+    aws: boto3.Session, fake: FakeDocker, engine: FakeEngine
+) -> None:
     fake.on("swarm", "init", proc(0))
-    fake.on("swarm", "join-token", proc(0, "\n"))
-    assert run(["init"], aws)[1] == {"error": "failed", "detail": "docker swarm join-token printed no token"}
+    engine.on("GET", "/swarm", (200, {"JoinTokens": {}}))
+    assert run(["init"], aws)[1] == {"error": "failed", "detail": "the swarm reported no join token"}
 
 
 def test_rotate_stores_the_new_token_as_pending_and_a_retry_is_a_no_op(
-    aws: boto3.Session, fake: FakeDocker
+    aws: boto3.Session, engine: FakeEngine
 ) -> None:
     version = "33333333-3333-3333-3333-333333333333"
     sm = aws.client("secretsmanager")
     agent.store_token(sm, "wrk", TOKEN_W)
-    fake.on("swarm", "join-token", "--rotate", proc(0, TOKEN_W2 + "\n"))
-    fake.on("swarm", "join-token", "-q", proc(0, TOKEN_W2 + "\n"))
+    swarm = SwarmState(engine)
     code, result, text = run(["rotate", "--role", "worker", "--version-id", version], aws)
     assert (code, result) == (0, {"rotated": True}) and "SWMTKN" not in text
-    assert agent.pending_token(sm, "wrk", version) == TOKEN_W2
+    new = swarm.tokens["Worker"]
+    assert new != TOKEN_W and agent.pending_token(sm, "wrk", version) == new
     assert run(["rotate", "--role", "worker", "--version-id", version], aws)[1] == {
         "rotated": False,
         "already": True,
+        "matches": True,
     }
     assert run(["check-token", "--role", "worker", "--version-id", version], aws)[1] == {"matches": True}
-    fake.on("swarm", "join-token", "-q", proc(0, TOKEN_M + "\n"))  # rotated again since, by someone else
+    swarm.tokens["Worker"] = TOKEN_W2  # rotated again since, by someone else
     assert run(["check-token", "--role", "worker", "--version-id", version], aws)[1] == {"matches": False}
-    assert run(["rotate", "--role", "worker", "--version-id", version], aws)[1] == {
-        "rotated": False,
-        "already": True,
-    }
-    assert agent.pending_token(sm, "wrk", version) == TOKEN_W2
-    assert [c for c in fake.calls if "--rotate" in c] == [("swarm", "join-token", "--rotate", "-q", "worker")]
+    assert run(["rotate", "--role", "worker", "--version-id", version], aws)[1]["matches"] is False
+    assert agent.pending_token(sm, "wrk", version) == new
+    assert swarm.rotations == 1
     other = "44444444-4444-4444-4444-444444444444"
     assert run(["check-token", "--role", "manager", "--version-id", other], aws)[1] == {"matches": False}
 
 
-def test_rotate_on_a_worker_or_without_leader(aws: boto3.Session, fake: FakeDocker) -> None:
-    fake.on("swarm", "join-token", captured("node_ls_from_worker"))
+def test_rotate_after_an_earlier_attempt_rotated_stores_what_the_swarm_holds(
+    aws: boto3.Session, engine: FakeEngine
+) -> None:
+    version = "33333333-3333-3333-3333-333333333333"
+    sm = aws.client("secretsmanager")
+    swarm = SwarmState(engine)
+    nonce = "00" * 16
+    mac_of_current = agent.token_mac(nonce, TOKEN_W)
+    swarm.tokens["Worker"] = TOKEN_W2  # an earlier attempt rotated; its put never landed
+    argv = ["rotate", "--role", "worker", "--version-id", version, "--nonce", nonce]
+    code, result, _ = run([*argv, "--current-mac", mac_of_current], aws)
+    assert (code, result) == (0, {"rotated": False, "stored": True})
+    assert swarm.rotations == 0 and agent.pending_token(sm, "wrk", version) == TOKEN_W2
+    # the swarm still holds AWSCURRENT: this is a first attempt, so it rotates
+    other = "44444444-4444-4444-4444-444444444444"
+    assert run(["rotate", "--role", "worker", "--version-id", other, "--nonce", nonce,
+                "--current-mac", agent.token_mac(nonce, TOKEN_W2)], aws)[1] == {"rotated": True}  # fmt: skip
+    assert swarm.rotations == 1
+
+
+def test_the_put_after_a_rotation_is_retried(
+    aws: boto3.Session, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = "33333333-3333-3333-3333-333333333333"
+    swarm = SwarmState(engine)
+    monkeypatch.setattr(agent, "PUT_RETRY_DELAYS", (0.0, 0.0))
+    sm = aws.client("secretsmanager")
+    real = sm.put_secret_value
+    failures = [
+        ClientError({"Error": {"Code": "InternalServiceError", "Message": "x"}}, "PutSecretValue")
+    ] * 2
+
+    def flaky(**kw: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(**kw)
+
+    class Session:
+        def client(self, name: str, **_: Any) -> Any:
+            client = aws.client(name)
+            if name == "secretsmanager":
+                client.put_secret_value = flaky  # type: ignore[method-assign]
+            return client
+
+    code, result, _ = run(["rotate", "--role", "worker", "--version-id", version], Session())
+    assert (code, result) == (0, {"rotated": True})
+    assert agent.pending_token(sm, "wrk", version) == swarm.tokens["Worker"]
+    failures.extend([ClientError({"Error": {"Code": "InternalServiceError"}}, "PutSecretValue")] * 9)
+    code, result, _ = run(["sync-token", "--role", "worker", "--version-id", UUID], Session())
+    assert (code, result["error"]) == (1, "store_failed")
+
+
+def test_sync_token_stores_the_swarms_token_as_current(aws: boto3.Session, engine: FakeEngine) -> None:
+    sm = aws.client("secretsmanager")
+    agent.store_token(sm, "wrk", TOKEN_W)
+    swarm = SwarmState(engine)
+    swarm.tokens["Worker"] = TOKEN_W2
+    assert run(["sync-token", "--role", "worker", "--version-id", UUID], aws)[1] == {"stored": True}
+    assert agent.pending_token(sm, "wrk", UUID) == TOKEN_W2
+    assert run(["sync-token", "--role", "worker", "--version-id", UUID], aws)[1] == {"stored": True}  # again
+
+
+def test_rotate_on_a_worker_or_without_leader(aws: boto3.Session, engine: FakeEngine) -> None:
+    engine.on("GET", "/swarm", api_error("node_ls_from_worker"))
     assert run(["rotate", "--role", "manager", "--version-id", UUID], aws)[1]["error"] == "not_a_manager"
-    fake.on("swarm", "join-token", captured("jt_no_leader"))
+    engine.on("GET", "/swarm", api_error("jt_no_leader"))
     assert run(["check-token", "--role", "worker", "--version-id", UUID], aws)[1]["error"] == "no_leader"
 
 
@@ -511,6 +690,6 @@ def test_the_agent_is_one_shippable_file() -> None:
     imports = [line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert not [m for m in imports if m.startswith("autojoin")]
     assert set(imports) <= {
-        "__future__", "argparse", "hmac", "json", "os", "re", "subprocess", "sys", "time", "urllib.request",
-        "collections.abc", "typing",
+        "__future__", "argparse", "hashlib", "hmac", "http.client", "json", "os", "re", "socket",
+        "subprocess", "sys", "time", "urllib.parse", "urllib.request", "collections.abc", "typing",
     }  # fmt: skip

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from autojoin.adapters.swarm import orchestrator as orch_module
 from autojoin.adapters.swarm.orchestrator import (
@@ -25,6 +26,7 @@ from autojoin.domain.model import Role
 from autojoin.errors import (
     AlreadyInSwarm,
     CommandFailed,
+    DemotionWouldLoseQuorum,
     InvalidJoinToken,
     LastManager,
     MustDemoteFirst,
@@ -38,6 +40,7 @@ from autojoin.errors import (
     TransientAwsError,
     Unreachable,
 )
+from autojoin.node import agent
 from autojoin.ports import CommandResult, CommandRunner
 
 CAPTURED = json.loads((Path(__file__).parents[2] / "swarm" / "captured" / "docker-20.10.json").read_text())
@@ -161,6 +164,18 @@ def test_every_captured_error_maps_to_its_error(capture: str, error: type[Orches
     got = error_for(cap(capture).stderr, "docker x", 1)
     assert type(got) is error
     assert "SWMTKN" not in str(got)
+
+
+def test_a_demotion_refused_for_quorum_has_its_own_error() -> None:
+    # swarmkit's controlapi text (the raft safeguard says "may result in loss of quorum")
+    for text in (
+        "Error response from daemon: rpc error: code = FailedPrecondition desc = can't remove member from "
+        "the raft: this would result in a loss of quorum",
+        "Error response from daemon: raft: member cannot be removed, because removing it may result in loss "
+        "of quorum",
+    ):
+        got = error_for(text, "docker node demote", 1)
+        assert type(got) is DemotionWouldLoseQuorum
 
 
 def test_cannot_connect_to_the_daemon_is_unreachable() -> None:
@@ -383,6 +398,25 @@ def test_rotate_and_check_run_the_agent_on_a_manager_that_answers() -> None:
     failing = ScriptedRunner().on("i-m1", ["autojoin-node"], agent_says({"error": "no_leader"}, 1))
     with pytest.raises(NoLeader):
         make(failing, ["i-m1"]).rotate_token(Role.MANAGER, "v-3")
+
+
+def test_rotate_sends_a_one_off_mac_of_the_current_token_never_the_token() -> None:
+    token = "SWMTKN-1-" + "a" * 50 + "-" + "b" * 25
+    runner = ScriptedRunner()
+    runner.on("i-m1", ["autojoin-node", "rotate"], agent_says({"rotated": True}))
+    runner.on("i-m1", ["autojoin-node", "sync-token"], agent_says({"stored": True}))
+    orch = make(runner, ["i-m1"])
+    orch.rotate_token(Role.WORKER, "v-1", SecretStr(token))
+    orch.rotate_token(Role.WORKER, "v-1", SecretStr(token))
+    orch.sync_token(Role.MANAGER, "v-2")
+    (_, first), (_, second), (_, sync) = runner.calls
+    assert first[:6] == ("autojoin-node", "rotate", "--role", "worker", "--version-id", "v-1")
+    options = dict(zip(first[6::2], first[7::2], strict=True))
+    assert set(options) == {"--nonce", "--current-mac"} and len(options["--nonce"]) == 32
+    assert options["--current-mac"] == agent.token_mac(options["--nonce"], token)  # the node's own check
+    assert first != second  # a fresh nonce every time: the MAC of one call says nothing about another
+    assert sync == ("autojoin-node", "sync-token", "--role", "manager", "--version-id", "v-2")
+    assert not any("SWMTKN" in arg for _iid, argv in runner.calls for arg in argv)
 
 
 def test_custom_commands_and_no_token_in_any_argv() -> None:

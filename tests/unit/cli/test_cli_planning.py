@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from typing import Any
 
@@ -245,7 +246,7 @@ def test_help_lists_every_command_and_its_purpose() -> None:
         assert command in result.stdout
 
 
-def test_version() -> None:
+def test_version_is_the_installed_distributions() -> None:
     result = run("--version")
     assert result.exit_code == 0
-    assert result.stdout.startswith("autojoin ")
+    assert result.stdout == f"autojoin {importlib.metadata.version('autojoin')}\n"

@@ -229,3 +229,17 @@ def test_every_step_from_3_2_to_2_2_1_keeps_the_start_tolerance() -> None:
         assert zone_failures_tolerated(layout) >= start
     assert layouts[-1] == {A: 2, B: 2, C: 1}
     assert len(layouts) == 2
+
+
+def test_no_rebalance_plans_below_the_guard_s_floor() -> None:
+    # 1-1-1 in the swarm, the group owns two of them (the third was retained) and wants 2
+    view = managers({A: 1, B: 1, C: 1})
+    owned = tuple(
+        InstanceInfo(instance_id=n.instance_id, az=n.az, group="mgr", lifecycle_state="InService")
+        for n in view.managers()
+        if n.az != C
+    )
+    group = ManagerGroup("mgr", (A, B, C), 2, 10, owned)
+    assert next_step(view, group, surge_from=None).kind is StepKind.RETIRE  # no floor: toward 2
+    held = next_step(view, group, surge_from=None, floor=3)
+    assert held.kind is StepKind.NONE and held.target == 3

@@ -184,8 +184,15 @@ def test_duplicate_event_joins_once_and_treats_already_done_as_success(world: Wo
     first = world.service.handle(action)
     again = world.service.handle(action)
     assert first.outcome is Outcome.JOINED
+    # the hook is done (the instance is InService): nothing is offered or completed again
+    assert (again.outcome, again.completion) == (Outcome.IGNORED, None)
+    # a retry whose completion was lost (the instance still in Pending:Wait): already a member, done
+    iid = action.instance_id
+    world.fleet.by_id[iid] = world.fleet.by_id[iid].model_copy(update={"lifecycle_state": "Pending:Wait"})
+    again = world.service.handle(action)
     assert (again.outcome, again.completion) == (Outcome.ALREADY_MEMBER, CompletionOutcome.ALREADY_DONE)
     assert len(world.swarm.members()) == 2
+    assert [r for _i, r in world.handoff.offered].count(Role.WORKER) == 1
 
 
 def test_join_after_rotation_refreshes_the_token_and_retries_once(world: World) -> None:
@@ -357,3 +364,90 @@ def test_a_pending_launch_the_cluster_cannot_take_yet_stays_recorded(
         (worker.instance_id, Outcome.PENDING, "NoLeader")
     ]
     assert [a.instance_id for a, _ in world.state.pending("demo")] == [worker.instance_id]
+
+
+# --- join path hardening (issue 11) ------------------------------------------------------------------
+
+
+def test_an_instance_that_is_not_the_groups_or_not_launching_gets_no_ticket(world: World) -> None:
+    world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
+    worker = world.launch(Role.WORKER, "us-east-1b")
+    # the worker instance named in a MANAGER group's event: the manager token must never be offered
+    forged = worker.model_copy(update={"group": "mgr"})
+    d = world.service.handle(forged)
+    assert (d.outcome, d.error, d.result) == (Outcome.IGNORED, "NotLaunchingInGroup", None)
+    assert world.handoff.offered == [] and world.handoff.slots == {}
+    # an instance of the group that is not in Pending:Wait (already InService, Terminating...)
+    iid = worker.instance_id
+    world.fleet.by_id[iid] = world.fleet.by_id[iid].model_copy(update={"lifecycle_state": "InService"})
+    d = world.service.handle(worker)
+    assert (d.outcome, d.error) == (Outcome.IGNORED, "NotLaunchingInGroup")
+    assert world.handoff.offered == [] and len(world.swarm.members()) == 1
+
+
+def test_finishing_a_pending_launch_reads_the_groups_role_again(world: World) -> None:
+    first = world.launch(Role.MANAGER, "us-east-1a")
+    assert world.state.claim_bootstrap("demo", first.instance_id)
+    worker = world.launch(Role.WORKER, "us-east-1b")
+    assert world.service.handle(worker).outcome is Outcome.PENDING
+    # the pending record claims MANAGER (a stale or tampered record): the group's tags say worker
+    world.state.waiting["demo"][worker.instance_id] = (worker, Role.MANAGER)
+    done = world.service.handle(first)
+    assert [(d.instance_id, d.role, d.outcome) for d in done.also_joined] == [
+        (worker.instance_id, Role.WORKER, Outcome.JOINED)
+    ]
+    assert (worker.instance_id, Role.MANAGER) not in world.handoff.offered
+
+
+def test_a_token_refused_twice_defers_the_launch_instead_of_abandoning(world: World) -> None:
+    world.service.handle(world.launch(Role.MANAGER, "us-east-1a"))
+    # a half-finished rotation: the swarm rotated, the secret never got the new token
+    world.vault.current[Role.WORKER] = "SWMTKN-1-" + "0" * 50 + "-" + "9" * 25
+    action = world.launch(Role.WORKER, "us-east-1b")
+    with pytest.raises(JoinDeferred):
+        world.service.handle(action)
+    assert world.fleet.completions[1:] == []  # no ABANDON
+    assert [a.instance_id for a, _r in world.state.pending("demo")] == [action.instance_id]
+    assert action.instance_id in world.fleet.heartbeats and world.handoff.slots == {}
+
+
+class _LyingSwarm(SimSwarm):
+    """A node that reports another node's id after its join (root on the instance controls its output)."""
+
+    claim: str = ""
+
+    def join(self, instance_id: str, role: Role) -> str:
+        super().join(instance_id, role)
+        return self.claim
+
+
+def test_a_node_id_that_is_not_the_joining_nodes_is_never_labelled(world: World) -> None:
+    swarm = _LyingSwarm(
+        world.clock,
+        take_ticket=world.handoff.take,
+        store_token=world.vault.store,
+        address_of=lambda iid: world.fleet.by_id[iid].private_ip or "",
+        read_pending=world.vault.pending,
+    )
+    world.service.orchestrator = swarm
+    manager = world.launch(Role.MANAGER, "us-east-1a")
+    manager_id = world.service.handle(manager).node_id
+    assert manager_id is not None
+    swarm.claim = manager_id  # the worker claims to be the manager node
+    d = world.service.handle(world.launch(Role.WORKER, "us-east-1b"))
+    assert (d.outcome, d.result, d.error) == (Outcome.ABANDONED, LifecycleResult.ABANDON, "_ForeignNode")
+    labels = next(m.labels for m in swarm.members() if m.node_id == manager_id)
+    assert labels["instance-id"] == manager.instance_id and labels["asg"] == "mgr"
+
+
+def test_pending_launches_start_only_while_a_whole_join_budget_is_left(world: World) -> None:
+    first = world.launch(Role.MANAGER, "us-east-1a")
+    assert world.state.claim_bootstrap("demo", first.instance_id)
+    worker = world.launch(Role.WORKER, "us-east-1b")
+    assert world.service.handle(worker).outcome is Outcome.PENDING
+    budget = world.service.config.join_budget
+    done = world.service.handle(first, time_left=lambda: budget - 1)
+    assert done.outcome is Outcome.BOOTSTRAPPED
+    assert [(d.instance_id, d.outcome) for d in done.also_joined] == [(worker.instance_id, Outcome.PENDING)]
+    assert [a.instance_id for a, _r in world.state.pending("demo")] == [worker.instance_id]
+    assert world.handoff.offered == []  # no join was started that could be cut off before its clean-up

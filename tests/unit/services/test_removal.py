@@ -157,3 +157,33 @@ def test_at_the_floor_nothing_is_released_and_the_reason_is_given() -> None:
     report = w.svc.tick("guard")
     assert report.released is None
     assert report.blocked and "MinManagers" in report.blocked
+
+
+def test_removals_that_waited_together_keep_the_one_whose_removal_hurts_most() -> None:
+    w = World(desired=2)
+    assert w.svc.handle(w.terminate("i-m1"), "h1").outcome is Outcome.REMOVED  # 2-2-1 -> 1-2-1
+    w.state.acquire_lease("demo", "busy", 300)  # the other two arrive while another change holds it
+    lone, spare = w.terminate("i-m3"), w.terminate("i-m2")  # c's only manager first, then one of b's
+    assert w.svc.handle(lone, "h2").outcome is Outcome.WAITING
+    assert w.svc.handle(spare, "h3").outcome is Outcome.WAITING
+    w.state.release_lease("demo", "busy")
+    outcomes = {d.instance_id: d.outcome for d in w.svc.resume_waiting("guard")}
+    assert outcomes == {"i-m2": Outcome.REMOVED, "i-m3": Outcome.RETAINED}
+    zones = sorted(m.labels["az"] for m in w.h.swarm.members() if m.role is Role.MANAGER)
+    assert zones == ["a", "b", "c"]  # 1-1-1, not 1-2-0
+
+
+def test_a_worker_drain_is_bounded_and_keeps_the_hook_alive() -> None:
+    w = World(workers=1)
+
+    class Busy(type(w.h.swarm)):  # type: ignore[misc]
+        def running_tasks(self, node_id: str) -> int:
+            return 2  # tasks that never move
+
+    w.h.swarm.__class__ = Busy
+    decision = w.svc.handle(w.terminate("i-w1"), "h1")
+    assert decision.outcome is Outcome.REMOVED
+    assert decision.reason.startswith("drain timed out")
+    assert decision.steps[:2] == ("drain", "leave")
+    # 300 s of drain at one heartbeat a minute
+    assert w.fleet.heartbeats.count("i-w1") == int(w.svc.config.drain_timeout // w.svc.config.heartbeat_every)

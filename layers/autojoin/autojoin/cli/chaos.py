@@ -65,7 +65,13 @@ def fault_plan(scenario_plan: Any, flags: dict[str, Any]) -> Any:
 
 
 def chaos_command(
-    count_text: str, seed: int, *, flags: dict[str, Any], template: str, save: str | None, as_json: bool
+    count_text: str,
+    seed: int,
+    *,
+    flags: dict[str, Any],
+    template: str | None,
+    save: str | None,
+    as_json: bool,
 ) -> None:
     from autojoin.localcloud import LocalCloudError, TemplateError
     from autojoin.localcloud.faults import describe
@@ -73,11 +79,14 @@ def chaos_command(
 
     count = _whole(count_text, "--chaos", 1)
     plan = fault_plan(None, flags)
-    if not Path(template).is_file():
-        typer.echo(
-            f"error: {template}: no such template (run from the project root, or pass --template)", err=True
-        )
-        raise typer.Exit(EXIT_BAD_INPUT)
+    from autojoin.errors import BadInput
+    from autojoin.scenario.world import find_template
+
+    try:
+        template_path = find_template(Path(template) if template is not None else None)
+    except BadInput as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
     def show(o: chaos.Outcome) -> None:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(o.faults.items())) or "none"
@@ -95,7 +104,7 @@ def chaos_command(
             count,
             seed,
             plan,
-            template=Path(template),
+            template=template_path,
             save_dir=Path(save) if save else None,
             on_outcome=show,
         )

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from autojoin import __version__
-from autojoin.cli import lab, planning, replay, simulate
+from autojoin.cli import lab, planning, replay, simulate, status
 
 HELP = """\
 autojoin keeps a self-managed Docker Swarm on EC2 Auto Scaling groups alive without a human: new \
@@ -28,6 +28,11 @@ does not lose the cluster (5 managers as 2-2-1 over three AZs, never 3-2 over tw
 * [bold]recommend[/bold]: the smallest cluster surviving K AZ losses
 
 * [bold]transition[/bold]: a safe step order from one layout to another
+
+[bold]Operating[/bold] (read-only, AWS through the default credential chain):
+
+* [bold]status[/bold] --stack NAME: managers per AZ, AZ tolerance now and at best, leader, pending joins,
+retained instances, the reconciler's last decisions
 """
 
 app = typer.Typer(
@@ -61,5 +66,6 @@ planning.register(app)
 lab.register(app)
 replay.register(app)
 simulate.register(app)
+status.register(app)
 # (replay, simulate and lab register here, e.g. `replay.register(app)`)
 # ---------------------------------------------------------------------------------------------------

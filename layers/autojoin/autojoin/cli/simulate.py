@@ -1,12 +1,14 @@
 """``autojoin simulate SCENARIO.yaml [--json] [--seed N]``: a timeline on the local cloud.
 
 Exit 0 when every expectation held and no invariant was broken by autojoin's own actions; 1 otherwise;
-2 for a bad scenario (one ``error: …`` line on stderr). Format: docs/scenarios.md.
+2 for a bad scenario (one ``error: …`` line on stderr); 3 if simulate itself failed (a bug: one line).
+Format: docs/scenarios.md.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +16,7 @@ import typer
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 LONG_SCENARIO_STEPS = 5
 LONG_SCENARIO_LAUNCHES = 50
 
@@ -33,8 +36,18 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
         int | None, typer.Option("--seed", help="Seed of the local cloud (default: the scenario's).")
     ] = None,
     template: Annotated[
-        str, typer.Option("--template", metavar="PATH", help="The SAM template to wire from.")
-    ] = "template.yaml",
+        str | None,
+        typer.Option(
+            "--template",
+            metavar="PATH",
+            help="The SAM template to wire from (default: $AUTOJOIN_TEMPLATE, else ./template.yaml, "
+            "else the template shipped in the package).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Deploy with DryRun=true: the reconciler decides, changes nothing."),
+    ] = False,
     chaos: Annotated[
         str | None,
         typer.Option("--chaos", metavar="N", help="Run N generated timelines instead (seeded by --seed)."),
@@ -67,6 +80,9 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from autojoin.scenario.warmup import prepare
+
+    prepare()  # before moto is imported
     from autojoin.cli.chaos import chaos_command, fault_plan
     from autojoin.errors import AutojoinError
     from autojoin.localcloud import LocalCloudError, TemplateError
@@ -96,6 +112,9 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
         loaded = load_scenario(Path(scenario))
+        if dry_run:
+            dry = loaded.scenario.model_copy(update={"cluster": loaded.scenario.cluster.dry_run()})
+            loaded = replace(loaded, scenario=dry)
     except AutojoinError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -117,10 +136,19 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
 
     try:
         with bar:
-            result = simulate(loaded, seed=seed, template=Path(template), progress=progress, faults=plan)
+            result = simulate(
+                loaded,
+                seed=seed,
+                template=Path(template) if template is not None else None,
+                progress=progress,
+                faults=plan,
+            )
     except (AutojoinError, LocalCloudError, TemplateError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    except Exception as exc:  # a bug of simulate itself: neither a failed expectation (1) nor bad input
+        typer.echo(f"error: simulate failed ({type(exc).__name__}: {str(exc)[:300]})", err=True)
+        raise typer.Exit(EXIT_INTERNAL) from None
 
     if as_json:
         render.print_json(result.to_json())

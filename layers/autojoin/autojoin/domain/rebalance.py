@@ -235,7 +235,8 @@ class RebalanceStep:
     plan: tuple[str, ...] = ()  # the rest of the plan, "add us-east-1c -> 3-2-1 (tolerates 0)"
 
     def describe(self) -> str:
-        where = f" {self.instance_id or ''} in {self.az}" if self.az else ""
+        who = f" {self.instance_id}" if self.instance_id else ""
+        where = f"{who} in {self.az}" if self.az else ""
         return f"{self.kind.value}{where}: {self.reason}"
 
 
@@ -268,9 +269,14 @@ def next_step(
     impaired: Collection[str] = (),
     unsettled_reason: str | None = None,
     has_leader: bool = True,
+    floor: int = 1,
 ) -> RebalanceStep:
-    """The one quorum-changing step to take now toward the best layout, or why none is taken."""
-    target = manager_target(group, surge_from)
+    """The one quorum-changing step to take now toward the best layout, or why none is taken.
+
+    ``floor`` (MinManagers): the target never goes below it while the cluster has that many managers —
+    a group asked for fewer than the floor is held there (the quorum guard refuses such removals anyway,
+    and a retire it refuses would only leave one more retained instance)."""
+    target = max(manager_target(group, surge_from), min(floor, len(view.managers())))
     if not has_leader:
         return RebalanceStep(StepKind.WAIT, "the cluster has no leader", target=target)
     if target < 1 or not group.zones:

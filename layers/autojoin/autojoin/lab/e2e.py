@@ -70,9 +70,11 @@ def e2e_cloud(
 ) -> Iterator[E2E]:
     runner = LabRunner(lab)
     # the lab's nodes live in real time (the agent checks a ticket's expiry against its own clock), so the
-    # simulated clock starts now
+    # simulated clock starts now; a handler's real wall time counts (the real swarm works in real time)
     start = datetime.now(UTC).replace(microsecond=0)
-    with LocalCloud(template=template, seed=seed, zones=zones, orchestrator=runner, start=start) as cloud:
+    with LocalCloud(
+        template=template, seed=seed, zones=zones, orchestrator=runner, start=start, count_wall_time=True
+    ) as cloud:
         stack = cloud.provision(cluster=cluster)
         role_ids = {
             stack.manager_group: stack.physical["ManagerInstanceRole"]["RoleId"],
@@ -89,6 +91,11 @@ def e2e_cloud(
         )
 
         def on_instance(what: str, instance_id: str) -> None:
+            node = runner.nodes.get(instance_id)
+            if what in {"terminated", "crashed"} and node is not None:
+                # the machine is gone (or dead): its daemon stops, as the instance would
+                (lab.stop if what == "terminated" else lab.kill)(node)
+                return
             if what != "launched":
                 return
             if len(runner.nodes) >= MAX_NODES:  # a launch loop would otherwise fill the machine with daemons

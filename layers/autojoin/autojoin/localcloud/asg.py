@@ -11,6 +11,7 @@ Each concern lives in the module named for it (a reader finds each documented ru
 - rebalance.py: AZ rebalancing
 - health.py: health checks, zone outages
 - asgevents.py: the EventBridge events Auto Scaling emits
+- activities.py: the scaling activity history (DescribeScalingActivities)
 - state.py: the engine's records and AWS's error classes
 
 This module keeps every name it exported before the split importable from here.
@@ -18,6 +19,7 @@ This module keeps every name it exported before the split importable from here.
 
 from __future__ import annotations
 
+from autojoin.localcloud.activities import Activities
 from autojoin.localcloud.asgevents import Emitter
 from autojoin.localcloud.health import Health
 from autojoin.localcloud.hooks import Hooks
@@ -31,6 +33,9 @@ from autojoin.localcloud.state import (
     CAUSES,
     GLOBAL_TIMEOUT_CAP,
     LAUNCHING,
+    MAX_HEARTBEAT,
+    MIN_HEARTBEAT,
+    RETAINED,
     TERMINATING,
     Action,
     GroupConfig,
@@ -45,7 +50,9 @@ from autojoin.localcloud.state import (
 from autojoin.localcloud.termination import Termination
 
 
-class AsgEngine(Launches, Hooks, ScaleIn, Termination, Replacements, Rebalancing, Health, Emitter):
+class AsgEngine(
+    Launches, Hooks, ScaleIn, Termination, Replacements, Rebalancing, Health, Emitter, Activities
+):
     """Lifecycle semantics for the groups it manages (one engine per account/region)."""
 
 
@@ -53,6 +60,9 @@ __all__ = [
     "CAUSES",
     "GLOBAL_TIMEOUT_CAP",
     "LAUNCHING",
+    "MAX_HEARTBEAT",
+    "MIN_HEARTBEAT",
+    "RETAINED",
     "TERMINATING",
     "_CAPACITY_STATES",
     "_TERMINATING_STATES",

@@ -44,9 +44,10 @@ class Emitter(EngineCore):
         }
         if action.hook.metadata is not None:
             detail["NotificationMetadata"] = action.hook.metadata
-        if self.groups[t.group].warm_pool:
-            detail["Origin"] = "EC2" if launching else "AutoScalingGroup"
-            detail["Destination"] = "AutoScalingGroup" if launching else "EC2"
+        # "Amazon EC2 Auto Scaling event reference", Lifecycle action events: Origin and Destination on
+        # every lifecycle action event (EC2 -> AutoScalingGroup on scale-out, the reverse on scale-in)
+        detail["Origin"] = "EC2" if launching else "AutoScalingGroup"
+        detail["Destination"] = "AutoScalingGroup" if launching else "EC2"
         kind = (
             "EC2 Instance-launch Lifecycle Action" if launching else "EC2 Instance-terminate Lifecycle Action"
         )
@@ -65,15 +66,23 @@ class Emitter(EngineCore):
     ) -> None:
         launch = "Launch" in detail_type
         now = self._now().strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        description = (
+            f"Launching a new EC2 instance: {instance_id}"
+            if launch
+            else f"Terminating EC2 instance: {instance_id}"
+        )
+        t = self.tracked.get(instance_id) if instance_id else None
+        activity = t.activity if t is not None else None
+        final = "Successful" if detail_type.endswith("Successful") else status
+        if activity is None:  # DescribeScalingActivities shows the same activity (same ActivityId)
+            activity = self.record_activity(g.name, description, cause, final, az=az, message=message)
+        else:
+            self.finish_activity(activity, final, message)
         detail: dict[str, Any] = {
             "StatusCode": status,
-            "Description": (
-                f"Launching a new EC2 instance: {instance_id}"
-                if launch
-                else f"Terminating EC2 instance: {instance_id}"
-            ),
+            "Description": description,
             "AutoScalingGroupName": g.name,
-            "ActivityId": self._uuid(),
+            "ActivityId": activity["ActivityId"],
             "Details": {"Availability Zone": az, "Subnet ID": self._subnet_for(g, az) or ""},
             "RequestId": self._uuid(),
             "StatusMessage": message,

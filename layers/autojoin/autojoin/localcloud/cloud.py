@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,7 +63,7 @@ class LocalCloud(Controls, EventBus, LambdaRuntime, NodeSide):
         policy_budget_seconds: float = 2.0,
         policy_retry_seconds: float = 60.0,
         health_check_delay: float = 30.0,
-        count_wall_time: bool = True,
+        count_wall_time: bool = False,
     ) -> None:
         self.template_path = Path(template)
         self.seed = seed
@@ -172,7 +173,9 @@ class LocalCloud(Controls, EventBus, LambdaRuntime, NodeSide):
             "ManagerCount": managers,
             "WorkerCount": workers,
             "LaunchHookTimeout": heartbeat_timeout,
+            "VpcId": vpc,
             "SubnetIds": subnets,
+            **{f"Zone{c}": self.zones[i % len(self.zones)] for i, c in enumerate("ABC")},
             "ImageId": images[0] if images else "ami-12c6146b",
         }
         derived.update(params or {})
@@ -217,7 +220,30 @@ class LocalCloud(Controls, EventBus, LambdaRuntime, NodeSide):
             rotations=prov.rotations,
             parameters=prov.params,
         )
+        self._test_rotation_schedules()
         return self._stack
+
+    def _test_rotation_schedules(self) -> None:
+        """What Secrets Manager does when a rotation schedule is created without an immediate rotation: it
+        runs the function's testSecret step. A failure there fails the stack, so it fails provisioning.
+
+        Left out of ``invocations`` and of the seeded random stream, so that a run stays comparable with
+        the runs recorded before this check existed."""
+        saved = self.rng.getstate()
+        try:
+            for arn, target in sorted(self.stack.rotations.items()):
+                fn = self.stack.function_for_arn(target)
+                if fn is None:
+                    continue
+                event = {"SecretId": arn, "ClientRequestToken": uuid.uuid4().hex, "Step": "testSecret"}
+                _result, exc, _elapsed = self._call(fn, event)
+                if exc is not None:
+                    raise LocalCloudError(
+                        f"the stack would fail: testSecret of {arn} raised {type(exc).__name__} when its "
+                        "rotation schedule was created"
+                    ) from exc
+        finally:
+            self.rng.setstate(saved)
 
     # --- time --------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ seeding described state, and what the groups look like now."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from autojoin.domain.model import InstanceInfo
 from autojoin.localcloud.base import CloudBase
@@ -60,9 +61,17 @@ class Controls(CloudBase):
         self._zone(zone)
         self.engine.zone_recover(zone)
 
-    def start_instance_refresh(self, group: str, *, launch_before_terminate: bool = False) -> str:
+    def start_instance_refresh(
+        self,
+        group: str,
+        *,
+        launch_before_terminate: bool = False,
+        preferences: dict[str, Any] | None = None,
+    ) -> str:
+        """StartInstanceRefresh; ``preferences`` as its RefreshPreferences (ScaleInProtectedInstances,
+        SkipMatching, MinHealthyPercentage, MaxHealthyPercentage, CheckpointPercentages, CheckpointDelay)."""
         return self.engine.start_instance_refresh(
-            self._group(group).name, launch_before_terminate=launch_before_terminate
+            self._group(group).name, launch_before_terminate=launch_before_terminate, preferences=preferences
         )
 
     def rebalance(self, group: str) -> None:

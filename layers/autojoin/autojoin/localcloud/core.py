@@ -48,6 +48,7 @@ class EngineCore:
         launch_retry_seconds: float = 300.0,
         replace_after_abandon_seconds: float = 30.0,
         terminated_visible_seconds: float = 60.0,
+        rebalance_delay_seconds: float = 60.0,
         listeners: list[Callable[[str, str], None]] | None = None,
         caller: Callable[[], str | None] = lambda: None,
     ) -> None:
@@ -79,6 +80,9 @@ class EngineCore:
         self.refresh_history: dict[str, list[Replacement]] = {}
         self.zones_down: set[str] = set()
         self._reconcile_at: dict[str, Scheduled] = {}
+        self._rebalance_at: dict[str, Scheduled] = {}
+        self.rebalance_delay_seconds = rebalance_delay_seconds
+        self.activities: dict[str, list[dict[str, Any]]] = {}  # per group, newest first
 
     def manage(self, config: GroupConfig) -> None:
         self.groups[config.name] = config
@@ -148,6 +152,12 @@ class EngineCore:
                 return str(sid)
         return None
 
+    def suspended(self, group: str, process: str) -> bool:
+        """SuspendProcesses: is ``process`` (Launch, Terminate, AZRebalance, HealthCheck,
+        ReplaceUnhealthy, ...) suspended for the group?"""
+        g = self.asb.autoscaling_groups.get(group)
+        return g is not None and any(p["ProcessName"] == process for p in g.suspended_processes)
+
     def _set_state(self, st: Any, state: str) -> None:
         st.lifecycle_state = state
 
@@ -179,13 +189,15 @@ class EngineCore:
         surge = rep.surge if rep and rep.status == "InProgress" else 0
         target = (g.desired_capacity or 0) + surge
         members = self.capacity_members(group)
-        if len(members) < target:
+        if len(members) < target and not self.suspended(group, "Launch"):
             for _ in range(target - len(members)):
                 self._launch(group, cause=self._launch_cause(g, len(members)))
         elif len(members) > target:
             self._scale_in(group, len(members) - target)
         if rep is not None and rep.status == "InProgress":
             self._progress_replacement(group, rep)
+        elif rep is None:
+            self.check_balance(group)
 
     if TYPE_CHECKING:  # defined in the concern modules (asg.py lists them); declared for the type checker
 
@@ -225,3 +237,27 @@ class EngineCore:
         def _remove_member(self, t: Tracked, st: Any, final: str) -> None: ...
         def _terminate_now(self, t: Tracked, st: Any) -> None: ...
         def begin_terminate(self, instance_id: str, cause: str) -> None: ...
+        def launched_from(self, g: Any) -> tuple[str, str, int] | None: ...
+        def protected(self, st: Any) -> bool: ...
+        def record_activity(
+            self,
+            group: str,
+            description: str,
+            cause: str,
+            status: str = "InProgress",
+            *,
+            az: str = "",
+            message: str = "",
+        ) -> dict[str, Any]: ...
+        def finish_activity(self, activity: dict[str, Any], status: str, message: str = "") -> None: ...
+        def refused(self, group: str, description: str, cause: str) -> None: ...
+        def check_balance(self, group: str) -> None: ...
+        def _base_event(
+            self, detail_type: str, resources: list[str], detail: dict[str, Any]
+        ) -> dict[str, Any]: ...
+        def balanced_pick(self, group: str, states: Sequence[Any], need: int) -> list[str]: ...
+        def _in_transition(self, group: str) -> bool: ...
+        def _end(self, group: str, rep: Replacement, status: str, reason: str = "") -> None: ...
+        def _progress_rebalance(self, group: str, rep: Replacement) -> None: ...
+        def processes_changed(self, group: str) -> None: ...
+        def protection_changed(self, group: str) -> None: ...

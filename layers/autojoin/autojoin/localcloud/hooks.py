@@ -8,6 +8,7 @@ from autojoin.localcloud.core import EngineCore
 from autojoin.localcloud.records import LifecycleRecord
 from autojoin.localcloud.state import (
     LAUNCHING,
+    RETAINED,
     TERMINATING,
     Action,
     HookSpec,
@@ -167,10 +168,15 @@ class Hooks(EngineCore):
                 self._enter_service(t, st)
         elif result == "ABANDON" and self.groups[t.group].retain_on_terminate_abandon:
             self._drop_actions(t)
-            self._set_state(st, "Retained")
+            self._set_state(st, RETAINED)
+            if t.activity is not None:
+                self.finish_activity(t.activity, "Cancelled")
             self._notify("retained", t.instance_id)
             self._schedule_reconcile(t.group)
-        elif not t.actions:
+        elif result == "ABANDON" or not t.actions:
+            # "Amazon EC2 Auto Scaling lifecycle hooks" (Considerations): on a terminating instance
+            # ABANDON "stops any remaining actions, such as other lifecycle hooks"; CONTINUE lets them finish
+            self._drop_actions(t)
             self._set_state(st, "Terminating:Proceed")
             self._terminate_now(t, st)
 

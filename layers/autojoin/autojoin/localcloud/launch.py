@@ -71,9 +71,19 @@ class Launches(EngineCore):
             autoscaling_group=g,
         )
         g.instance_states.append(st)
-        t = Tracked(inst.id, group, az, self._now(), cause)
+        t = Tracked(inst.id, group, az, self._now(), cause, template=self.launched_from(g))
         self.tracked[inst.id] = t
         return st, t
+
+    def launched_from(self, g: Any) -> tuple[str, str, int] | None:
+        """The group's current launch template and version (or launch configuration): what an instance
+        launched now is launched from (the default termination policy's first criterion reads it)."""
+        if g.ec2_launch_template is not None:
+            version = g.ec2_launch_template.get_version(g.launch_template_version)
+            return ("template", str(g.ec2_launch_template.id), int(version.number))
+        if g.launch_config is not None:
+            return ("config", str(g.launch_config.name), 0)
+        return None
 
     def place(self, group: str, az: str, lifecycle_state: str = "InService") -> str:
         """An instance of ``group`` in ``az`` and ``lifecycle_state`` as if it had been there all along: no
@@ -110,6 +120,13 @@ class Launches(EngineCore):
         inst = st.instance
         self._notify("launched", inst.id)
         hooks = self.hooks_for(group, LAUNCHING)
+        t.activity = self.record_activity(
+            group,
+            f"Launching a new EC2 instance: {inst.id}",
+            cause,
+            "MidLifecycleAction" if hooks else "InProgress",
+            az=az,
+        )
         if hooks:
             self._set_state(st, "Pending:Wait")
             for hook in hooks:

@@ -23,6 +23,9 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
 
 from autojoin.localcloud.asg import (
+    GLOBAL_TIMEOUT_CAP,
+    MAX_HEARTBEAT,
+    MIN_HEARTBEAT,
     AsgEngine,
     HookSpec,
     NoActiveLifecycleAction,
@@ -101,12 +104,11 @@ def _managed_group(resp: Any) -> tuple[AsgEngine, str]:
 
 
 def start_instance_refresh(self: Any) -> Any:
-    """StartInstanceRefresh: MaxHealthyPercentage above 100 launches before it terminates."""
+    """StartInstanceRefresh with its Preferences (MaxHealthyPercentage above 100 launches first)."""
     eng, group = _managed_group(self)
     prefs = self._get_param("Preferences") or {}
-    launch_first = int(prefs.get("MaxHealthyPercentage", 100)) > 100
     try:
-        refresh_id = eng.start_instance_refresh(group, launch_before_terminate=launch_first)
+        refresh_id = eng.start_instance_refresh(group, preferences=dict(prefs))
     except RefreshInProgress as exc:
         raise _InstanceRefreshInProgress(str(exc)) from None
     return ActionResult({"InstanceRefreshId": refresh_id})
@@ -198,10 +200,54 @@ def _set_instance_protection(original: Callable[..., Any]) -> Callable[..., Any]
     ) -> None:
         original(self, group_name, instance_ids, protected_from_scale_in)
         eng = _managed(self.account_id, self.region_name, group_name)
-        if eng is not None and not protected_from_scale_in:
-            eng.on_protection_lifted(group_name)
+        if eng is not None:
+            eng.protection_changed(group_name)
 
     return set_instance_protection
+
+
+def _processes_changed(original: Callable[..., Any]) -> Callable[..., Any]:
+    """SuspendProcesses / ResumeProcesses: moto stores them; the engine acts on what was resumed."""
+
+    def processes(self: Any, group_name: str, scaling_processes: list[str]) -> None:
+        original(self, group_name, scaling_processes)
+        eng = _managed(self.account_id, self.region_name, group_name)
+        if eng is not None:
+            eng.processes_changed(group_name)
+
+    return processes
+
+
+def describe_scaling_activities(self: Any) -> Any:
+    """DescribeScalingActivities from the engine's activity history (moto answers an empty list)."""
+    eng = engine_for(self.current_account, self.region)
+    group = self._get_param("AutoScalingGroupName")
+    ids = self._get_param("ActivityIds") or []
+    found = eng.describe_activities(group, ids) if eng is not None else []
+    return ActionResult({"Activities": found})
+
+
+def _create_lifecycle_hook(original: Callable[..., Any]) -> Callable[..., Any]:
+    """PutLifecycleHook (and template hooks): HeartbeatTimeout 30-7200 s, GlobalTimeout as AWS derives it."""
+
+    def create_lifecycle_hook(  # noqa: PLR0917 - moto's signature
+        self: Any, name: str, as_name: str, transition: str, timeout: int | None, result: str
+    ) -> Any:
+        if timeout is not None and not MIN_HEARTBEAT <= timeout <= MAX_HEARTBEAT:
+            bound = (
+                f"greater than or equal to {MIN_HEARTBEAT}"
+                if timeout < MIN_HEARTBEAT
+                else (f"less than or equal to {MAX_HEARTBEAT}")
+            )
+            raise ValidationError(
+                f"1 validation error detected: Value '{timeout}' at 'heartbeatTimeout' failed to satisfy "
+                f"constraint: Member must have value {bound}"
+            )
+        hook = original(self, name, as_name, transition, timeout, result)
+        hook.global_timeout = min(GLOBAL_TIMEOUT_CAP, 100 * hook.heartbeat_timeout)
+        return hook
+
+    return create_lifecycle_hook
 
 
 def _delete_auto_scaling_group(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -223,6 +269,7 @@ def install(engine: AsgEngine) -> None:
             _swap(AutoScalingResponse, "start_instance_refresh", start_instance_refresh)
             _swap(AutoScalingResponse, "describe_instance_refreshes", describe_instance_refreshes)
             _swap(AutoScalingResponse, "cancel_instance_refresh", cancel_instance_refresh)
+            _swap(AutoScalingResponse, "describe_scaling_activities", describe_scaling_activities)
             _swap(
                 AutoScalingResponse,
                 "put_lifecycle_hook",
@@ -245,9 +292,16 @@ def install(engine: AsgEngine) -> None:
             )
             _swap(
                 AutoScalingBackend,
+                "create_lifecycle_hook",
+                _create_lifecycle_hook(AutoScalingBackend.create_lifecycle_hook),
+            )
+            _swap(
+                AutoScalingBackend,
                 "set_instance_protection",
                 _set_instance_protection(AutoScalingBackend.set_instance_protection),
             )
+            for name in ("suspend_processes", "resume_processes"):
+                _swap(AutoScalingBackend, name, _processes_changed(getattr(AutoScalingBackend, name)))
             _swap(
                 AutoScalingBackend,
                 "delete_auto_scaling_group",

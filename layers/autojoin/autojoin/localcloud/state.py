@@ -15,10 +15,14 @@ LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 CAUSES = ("SCALE_IN", "INSTANCE_REFRESH", "MAX_INSTANCE_LIFETIME", "REBALANCE")
 GLOBAL_TIMEOUT_CAP = 48 * 3600
+# PutLifecycleHook HeartbeatTimeout range (API Reference, PutLifecycleHook)
+MIN_HEARTBEAT, MAX_HEARTBEAT = 30, 7200
 
 # lifecycle states that count toward the group's capacity
 _CAPACITY_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed", "InService"})
 _TERMINATING_STATES = frozenset({"Terminating", "Terminating:Wait", "Terminating:Proceed"})
+# an instance kept by the instance lifecycle policy (API Reference, Instance.LifecycleState)
+RETAINED = "Terminating:Retained"
 
 
 class RefreshInProgress(RuntimeError):
@@ -82,6 +86,9 @@ class Tracked:
     final_state: str | None = None  # Terminated once gone
     lifetime_timer: Scheduled | None = None
     crashed: bool = False
+    # what it was launched from: ("config", name, 0) or ("template", id, version number); None = attached
+    template: tuple[str, str, int] | None = None
+    activity: dict[str, Any] | None = None  # its current launch or termination activity
 
 
 @dataclass
@@ -99,6 +106,11 @@ class Replacement:
     total: int = 0
     ended: datetime | None = None
     reason: str = ""
+    phase: str = ""  # rebalance: "launched" while its extra instance is on the way
+    preferences: dict[str, Any] = field(default_factory=dict)  # instance refresh RefreshPreferences
+    paused_until: datetime | None = None  # at a checkpoint until then
+    checkpoints_hit: set[int] = field(default_factory=set)
+    waiting_since: datetime | None = None  # only protected targets left since then
 
     def describe(self, group: str) -> dict[str, Any]:
         """An InstanceRefresh as DescribeInstanceRefreshes returns it."""
@@ -110,7 +122,8 @@ class Replacement:
             "StartTime": self.started,
             "PercentageComplete": int(100 * done / self.total) if self.total else 100,
             "InstancesToUpdate": len(self.targets) if self.status == "InProgress" else 0,
-            "Preferences": {
+            "Preferences": self.preferences
+            or {
                 "MinHealthyPercentage": 90,
                 "MaxHealthyPercentage": 110 if self.launch_first else 100,
             },

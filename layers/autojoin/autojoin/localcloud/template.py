@@ -3,22 +3,33 @@
 The SAM template is transformed offline with samtranslator (as SAM would do it on deploy), so functions,
 their rules, permissions and event-invoke configs appear exactly as AWS would create them. Local
 ``CodeUri``/``ContentUri`` paths are swapped for a placeholder S3 location and remembered.
+
+The transform is a pure function of the template's text, the parameter values, the region in the
+environment and the samtranslator version, and importing and running samtranslator costs about a
+second: its output (and the parsed template) is cached on disk under that key, in
+``$AUTOJOIN_CACHE_DIR`` (``off`` disables the cache), else ``$XDG_CACHE_HOME/autojoin``, else
+``~/.cache/autojoin``. A cache entry that cannot be read or written is ignored.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 LOCAL_BUCKET = "localcloud"
 NO_VALUE = object()
+CACHE_VARIABLE = "AUTOJOIN_CACHE_DIR"
+_CACHE_FORMAT = "1"  # bump when what load_template hands to the transform changes
 
 
 class TemplateError(ValueError):
@@ -60,12 +71,36 @@ def load_template(path: str | Path, parameter_values: Mapping[str, Any] | None =
     """Read ``path`` and apply the SAM transform offline when the template declares it."""
     p = Path(path)
     try:
-        raw = _parse_yaml(p.read_text())
+        text = p.read_text()
     except OSError as exc:
         raise TemplateError(f"cannot read template {p}: {exc.strerror}") from None
+    params = dict(parameter_values or {})
+    entry = _cache_entry(text, params)
+    cached = _read_cache(entry)
+    if cached is not None:
+        raw, cfn = cached
+        return LoadedTemplate(path=p, raw=raw, cfn=cfn, code_dirs=_local_code(copy.deepcopy(raw), p.parent))
+    raw = _parse_yaml(text)
     doc = copy.deepcopy(raw)
+    code_dirs = _local_code(doc, p.parent)
+    transforms = doc.get("Transform")
+    names = transforms if isinstance(transforms, list) else [transforms] if transforms else []
+    if any(str(t).startswith("AWS::Serverless") for t in names):
+        from samtranslator.translator.transform import transform  # a second to import: only on a miss
+
+        try:
+            cfn = transform(doc, params, _NoPolicies())
+        except Exception as exc:  # samtranslator raises its own exception tree
+            raise TemplateError(f"SAM transform failed: {exc}") from None
+    else:
+        cfn = doc
+    _write_cache(entry, raw, cfn)
+    return LoadedTemplate(path=p, raw=raw, cfn=cfn, code_dirs=code_dirs)
+
+
+def _local_code(doc: dict[str, Any], base: Path) -> dict[str, Path]:
+    """Swap local CodeUri/ContentUri paths in ``doc`` for the placeholder bucket; the code folders."""
     code_dirs: dict[str, Path] = {}
-    base = p.parent
     for lid, res in doc["Resources"].items():
         props = res.get("Properties") or {}
         kind = res.get("Type")
@@ -79,16 +114,55 @@ def load_template(path: str | Path, parameter_values: Mapping[str, Any] | None =
             uri = props.get("ContentUri")
             if isinstance(uri, str) and not uri.startswith("s3://"):
                 props["ContentUri"] = f"s3://{LOCAL_BUCKET}/{uri.strip('/')}"
-    transforms = doc.get("Transform")
-    names = transforms if isinstance(transforms, list) else [transforms] if transforms else []
-    if any(str(t).startswith("AWS::Serverless") for t in names):
-        try:
-            cfn = transform(doc, dict(parameter_values or {}), _NoPolicies())
-        except Exception as exc:  # samtranslator raises its own exception tree
-            raise TemplateError(f"SAM transform failed: {exc}") from None
-    else:
-        cfn = doc
-    return LoadedTemplate(path=p, raw=raw, cfn=cfn, code_dirs=code_dirs)
+    return code_dirs
+
+
+def cache_dir() -> Path | None:
+    """Where transformed templates are cached; None when caching is off."""
+    configured = os.environ.get(CACHE_VARIABLE)
+    if configured is not None:
+        return None if configured.strip().lower() in {"", "off", "0", "no"} else Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "autojoin"
+
+
+def _cache_entry(text: str, params: Mapping[str, Any]) -> Path | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    try:
+        version = metadata.version("aws-sam-translator")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    # the transform reads the region (for the partition) from the environment
+    region = [os.environ.get("AWS_REGION"), os.environ.get("AWS_DEFAULT_REGION")]
+    key = json.dumps([_CACHE_FORMAT, version, region, text, params], sort_keys=True, default=str)
+    return folder / f"template-{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+
+def _read_cache(entry: Path | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    if entry is None:
+        return None
+    try:
+        cached = json.loads(entry.read_text(encoding="utf-8"))
+        raw, cfn = cached["raw"], cached["cfn"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if isinstance(raw, dict) and isinstance(cfn, dict) and "Resources" in raw and "Resources" in cfn:
+        return raw, cfn
+    return None
+
+
+def _write_cache(entry: Path | None, raw: dict[str, Any], cfn: dict[str, Any]) -> None:
+    if entry is None:
+        return
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"raw": raw, "cfn": cfn}), encoding="utf-8")
+        partial.replace(entry)  # atomic: a concurrent reader sees the whole entry or none
+    except (OSError, TypeError, ValueError):
+        pass  # a cache that cannot be written is no cache
 
 
 class Resolver:

@@ -12,6 +12,7 @@ from moto.autoscaling.models import Activity
 from autojoin.localcloud.core import EngineCore
 from autojoin.localcloud.state import (
     _TERMINATING_STATES,
+    RETAINED,
     TERMINATING,
     Tracked,
 )
@@ -28,7 +29,8 @@ class Termination(EngineCore):
             return
         st, t = found
         t.cause = cause
-        if st.lifecycle_state == "Retained":
+        if st.lifecycle_state == RETAINED:
+            t.activity = None  # a new termination activity
             self._drop_actions(t)
             self._terminate_now(t, st)
             return
@@ -38,6 +40,13 @@ class Termination(EngineCore):
         if t.lifetime_timer is not None:
             t.lifetime_timer.cancel()
         hooks = self.hooks_for(t.group, TERMINATING)
+        t.activity = self.record_activity(
+            t.group,
+            f"Terminating EC2 instance: {instance_id}",
+            cause,
+            "MidLifecycleAction" if hooks else "InProgress",
+            az=t.az,
+        )
         if hooks:
             self._set_state(st, "Terminating:Wait")
             for hook in hooks:
@@ -83,7 +92,7 @@ class Termination(EngineCore):
         leaving = st.lifecycle_state in _TERMINATING_STATES or st.lifecycle_state == "Terminated"
         if leaving:  # already on its way out: nothing changes, desired capacity included
             return Activity(f"Terminating EC2 instance: {instance_id}", "", g, status_code="InProgress")
-        if decrement and st.lifecycle_state != "Retained":
+        if decrement and st.lifecycle_state != RETAINED:
             if (g.desired_capacity or 0) - 1 < (g.min_size or 0):
                 raise ValidationError(
                     f"Currently, desiredSize equals minSize ({g.min_size}). Terminating instance without "
@@ -105,6 +114,7 @@ class Termination(EngineCore):
                 continue
             st, t = found
             self._drop_actions(t)
+            t.activity = None  # a new termination activity
             at = self._now().strftime("%Y-%m-%dT%H:%M:%SZ")
             t.cause = (
                 f"At {at} an instance was taken out of service in response to an EC2 instance status check "

@@ -6,16 +6,23 @@ document). The control plane runs it on the node (through SSM in production, in-
 
     autojoin-node join --role worker|manager [--advertise-addr IP]
     autojoin-node init --advertise-addr IP
-    autojoin-node rotate --role R --version-id V
+    autojoin-node rotate --role R --version-id V [--nonce HEX --current-mac HEX]
     autojoin-node check-token --role R --version-id V
+    autojoin-node sync-token --role R --version-id V
     autojoin-node leave [--force]
     autojoin-node info
 
 Every command prints exactly ONE JSON line on stdout: a result, or ``{"error": code, "detail": text}``
-(exit status 1; 2 for a usage error). A join token is never printed, logged or put in an error: it
-only ever travels from the node's own hand-off row (DynamoDB, read-once) or Secrets Manager into the
-``docker swarm join --token`` argv on this node, and from ``docker swarm join-token -q`` into
-Secrets Manager.
+(exit status 1; 2 for a usage error). A join token is never printed, logged, put in an error or in any
+process's command line: it travels from the node's own hand-off row (DynamoDB, read-once) into the
+body of a Docker Engine API request (``POST /swarm/join`` over the local unix socket), and from the
+Engine API (``GET /swarm``) into Secrets Manager. The docker CLI is used only for commands that carry no
+token (``info``, ``swarm init``, ``swarm leave``).
+
+Rotation (docs/token-delivery.md): the swarm is the source of truth. ``rotate`` first reads what the swarm
+holds; when the control plane says (``--nonce``/``--current-mac``: an HMAC of AWSCURRENT under a one-off
+nonce, never the token) that the swarm no longer holds AWSCURRENT, an earlier attempt already rotated,
+so it stores the swarm's token instead of rotating again. Every PutSecretValue is retried.
 
 Environment (also read from /etc/autojoin/agent.env, KEY=VALUE lines, when run as a script):
 
@@ -25,7 +32,7 @@ Environment (also read from /etc/autojoin/agent.env, KEY=VALUE lines, when run a
     AUTOJOIN_PRINCIPAL          hand-off key override (lab/local only; default: sts UserId)
     AUTOJOIN_ADVERTISE_ADDR     default advertise address (else IMDSv2 local-ipv4)
     AUTOJOIN_DOCKER_CLI         docker CLI to run (default: docker)
-    DOCKER_HOST                 daemon to talk to (default: the local one)
+    DOCKER_HOST                 daemon to talk to, unix:// only (default: unix:///var/run/docker.sock)
     AWS_REGION / AWS_DEFAULT_REGION
 
 The hand-off item: {"principal": S, "cluster": S, "role": S, "token": S, "managers": L of S
@@ -36,13 +43,17 @@ node's own ``aws:userid`` ("ROLEID:i-0123..."), and IAM lets the node touch only
 from __future__ import annotations
 
 import argparse
+import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, TextIO
@@ -51,6 +62,9 @@ ROLES = ("manager", "worker")
 ENV_FILE = "/etc/autojoin/agent.env"
 IMDS = "http://169.254.169.254"
 DOCKER_TIMEOUT = 120.0
+DEFAULT_SOCKET = "/var/run/docker.sock"
+SWARM_LISTEN = "0.0.0.0:2377"
+PUT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds between PutSecretValue attempts
 _TOKEN_RE = re.compile(r"SWMTKN-[0-9A-Za-z-]+")
 
 # stderr fragments of the docker CLI / daemon -> the agent's error codes (one table, lower case)
@@ -71,6 +85,7 @@ JOIN_ERRORS: tuple[tuple[str, str], ...] = (
 SWARM_ERRORS: tuple[tuple[str, str], ...] = (
     ("does not have a leader", "no_leader"),
     ("not a swarm manager", "not_a_manager"),
+    ("update out of sequence", "out_of_sequence"),
     ("not part of a swarm", "not_in_swarm"),
     ("already part of a swarm", "already_in_swarm"),
     ("participating as a manager", "is_manager"),
@@ -132,6 +147,78 @@ def _checked(ctx: Context, argv: Sequence[str], table: Sequence[tuple[str, str]]
     return proc.stdout.strip()
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over the daemon's unix socket (the Engine API; what the docker CLI itself talks)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def socket_path(docker_host: str | None) -> str:
+    """The daemon's unix socket from DOCKER_HOST (``unix:///path``); the Engine API is used only locally."""
+    host = docker_host or f"unix://{DEFAULT_SOCKET}"
+    if not host.startswith("unix://"):
+        raise AgentError("config", "DOCKER_HOST must name a local unix:// socket")
+    return host[len("unix://") :]
+
+
+def engine(
+    path: str, method: str, url: str, body: Any = None, *, timeout: float = DOCKER_TIMEOUT
+) -> tuple[int, Any]:
+    """One Engine API request over the unix socket ``path``: (status, decoded JSON body or None).
+
+    Request bodies may hold a join token, so nothing of the request is ever put in an error."""
+    conn = _UnixConnection(path, timeout)
+    try:
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        conn.request(method, url, body=payload, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        status = resp.status
+    except TimeoutError as exc:
+        raise AgentError("unreachable", "docker API: deadline exceeded") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise AgentError(
+            "daemon_unreachable", f"cannot connect to the docker daemon: {type(exc).__name__}"
+        ) from exc
+    finally:
+        conn.close()
+    if not raw.strip():
+        return status, None
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, {"message": raw.decode("utf-8", "replace")}
+
+
+def _api(
+    ctx: Context,
+    method: str,
+    url: str,
+    body: Any = None,
+    table: Sequence[tuple[str, str]] = (),
+    *,
+    timeout: float = DOCKER_TIMEOUT,
+) -> Any:
+    status, value = ctx.engine(method, url, body, timeout=timeout)
+    if status >= 400:
+        message = str(value.get("message", "")) if isinstance(value, dict) else ""
+        raise AgentError(classify(message, table or SWARM_ERRORS), message)
+    return value
+
+
 def swarm_info(ctx: Context) -> dict[str, Any]:
     out = _checked(ctx, ["info", "--format", "{{json .Swarm}}"], SWARM_ERRORS)
     try:
@@ -147,12 +234,56 @@ def swarm_info(ctx: Context) -> dict[str, Any]:
     }
 
 
-def join_token(ctx: Context, role: str, *, rotate: bool = False) -> str:
-    argv = ["swarm", "join-token", *(["--rotate"] if rotate else []), "-q", role]
-    token = _checked(ctx, argv, SWARM_ERRORS)
-    if not token.startswith("SWMTKN-"):
-        raise AgentError("failed", "docker swarm join-token printed no token")
+def _swarm(ctx: Context) -> dict[str, Any]:
+    value = _api(ctx, "GET", "/swarm")
+    if not isinstance(value, dict):
+        raise AgentError("failed", "docker API GET /swarm gave no JSON object")
+    return value
+
+
+def _token_of(swarm: Mapping[str, Any], role: str) -> str:
+    token = (swarm.get("JoinTokens") or {}).get(role.capitalize())
+    if not isinstance(token, str) or not token.startswith("SWMTKN-"):
+        raise AgentError("failed", "the swarm reported no join token")
     return token
+
+
+def join_token(ctx: Context, role: str) -> str:
+    """The token the swarm accepts now for ``role`` (Engine API ``GET /swarm``, a manager only)."""
+    return _token_of(_swarm(ctx), role)
+
+
+def rotate_join_token(ctx: Context, role: str, *, attempts: int = 3) -> str:
+    """``POST /swarm/update?rotate<Role>Token=true`` at the swarm's current version; the new token.
+
+    The update is conditional on the version read (Swarm refuses an out-of-sequence update), so two
+    rotations can never interleave unnoticed."""
+    flag = "rotateManagerToken" if role == "manager" else "rotateWorkerToken"
+    for attempt in range(attempts):
+        swarm = _swarm(ctx)
+        before = _token_of(swarm, role)
+        version = (swarm.get("Version") or {}).get("Index")
+        query = urllib.parse.urlencode({"version": version, flag: "true"})
+        try:
+            _api(ctx, "POST", f"/swarm/update?{query}", swarm.get("Spec") or {})
+        except AgentError as exc:
+            if exc.code == "out_of_sequence" and attempt + 1 < attempts:
+                continue  # someone changed the swarm between our read and our update: read again
+            raise
+        after = join_token(ctx, role)
+        if after == before:
+            raise AgentError("failed", "the swarm kept its join token after a rotation")
+        return after
+    raise AgentError("out_of_sequence", "the swarm kept changing under the rotation")  # pragma: no cover
+
+
+def token_mac(nonce_hex: str, token: str) -> str:
+    """HMAC-SHA256 of a token under a one-off nonce: lets two sides compare tokens without sending one."""
+    try:
+        key = bytes.fromhex(nonce_hex)
+    except ValueError as exc:
+        raise AgentError("usage", "--nonce must be hex") from exc
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
 
 
 # --- AWS ------------------------------------------------------------------------------------------
@@ -183,18 +314,38 @@ def take_ticket(
 
 
 def store_token(
-    secretsmanager_client: Any, secret_id: str, token: str, version_id: str | None = None
+    secretsmanager_client: Any,
+    secret_id: str,
+    token: str,
+    version_id: str | None = None,
+    *,
+    delays: Sequence[float] | None = None,
 ) -> None:
-    """PutSecretValue: AWSPENDING ``version_id`` when given, else a new AWSCURRENT version."""
-    if version_id:
-        secretsmanager_client.put_secret_value(
-            SecretId=secret_id,
-            SecretString=token,
-            ClientRequestToken=version_id,
-            VersionStages=["AWSPENDING"],
-        )
-    else:
-        secretsmanager_client.put_secret_value(SecretId=secret_id, SecretString=token)
+    """PutSecretValue: AWSPENDING ``version_id`` when given, else a new AWSCURRENT version.
+
+    Retried (``delays``, default PUT_RETRY_DELAYS) on any failure but one: a version that already exists
+    with another value (ResourceExistsException) is final — a concurrent attempt stored it first."""
+    waits = list(PUT_RETRY_DELAYS if delays is None else delays)
+    while True:
+        try:
+            if version_id:
+                secretsmanager_client.put_secret_value(
+                    SecretId=secret_id,
+                    SecretString=token,
+                    ClientRequestToken=version_id,
+                    VersionStages=["AWSPENDING"],
+                )
+            else:
+                secretsmanager_client.put_secret_value(SecretId=secret_id, SecretString=token)
+            return
+        except Exception as exc:  # botocore's errors, without importing botocore
+            if aws_error_code(exc) == "ResourceExistsException":
+                raise AgentError("store_conflict", "that version already holds another token") from None
+            if not waits:
+                raise AgentError(
+                    "store_failed", f"PutSecretValue failed: {aws_error_code(exc) or type(exc).__name__}"
+                ) from None
+            time.sleep(waits.pop(0))
 
 
 def pending_token(secretsmanager_client: Any, secret_id: str, version_id: str) -> str | None:
@@ -250,6 +401,11 @@ class Context:
     def docker(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         return docker(argv, self.docker_host, cli=self.cli)
 
+    def engine(
+        self, method: str, url: str, body: Any = None, *, timeout: float = DOCKER_TIMEOUT
+    ) -> tuple[int, Any]:
+        return engine(socket_path(self.docker_host), method, url, body, timeout=timeout)
+
     @property
     def session(self) -> Any:
         if self._session is None:
@@ -291,15 +447,22 @@ def cmd_join(ctx: Context, role: str, advertise: str | None) -> dict[str, Any]:
     addr = ctx.advertise_addr(advertise)
     last = AgentError("unreachable", "no manager answered")
     for manager in ticket["managers"]:
-        proc = ctx.docker(["swarm", "join", "--token", ticket["token"], "--advertise-addr", addr, manager])
-        if proc.returncode == 0:
-            return {"node_id": swarm_info(ctx)["node_id"], "manager": manager}
-        code = classify(proc.stderr, JOIN_ERRORS)
-        last = AgentError(code, proc.stderr.strip())
-        if code != "unreachable":
-            raise last
-        # a timed-out join keeps trying in the background: stop it before trying the next manager
-        ctx.docker(["swarm", "leave", "--force"])
+        request = {
+            "ListenAddr": SWARM_LISTEN,
+            "AdvertiseAddr": addr,
+            "RemoteAddrs": [manager],
+            "JoinToken": ticket["token"],  # in the request body only: never on a command line
+        }
+        try:
+            _api(ctx, "POST", "/swarm/join", request, JOIN_ERRORS)
+        except AgentError as exc:
+            if exc.code != "unreachable":
+                raise
+            last = exc
+            # a timed-out join keeps trying in the background: stop it before trying the next manager
+            ctx.docker(["swarm", "leave", "--force"])
+            continue
+        return {"node_id": swarm_info(ctx)["node_id"], "manager": manager}
     raise last
 
 
@@ -314,14 +477,23 @@ def cmd_init(ctx: Context, advertise: str | None) -> dict[str, Any]:
     return {"node_id": swarm_info(ctx)["node_id"]}
 
 
-def cmd_rotate(ctx: Context, role: str, version_id: str) -> dict[str, Any]:
+def cmd_rotate(
+    ctx: Context, role: str, version_id: str, nonce: str | None = None, current_mac: str | None = None
+) -> dict[str, Any]:
     secret_id = ctx.secret_id(role)
     sm = ctx.session.client("secretsmanager")
-    if pending_token(sm, secret_id, version_id) is not None:
+    held = join_token(ctx, role)  # what the swarm accepts now: read before anything is changed
+    pending = pending_token(sm, secret_id, version_id)
+    if pending is not None:
         # a retried step: version_id was already rotated and stored (Secrets Manager would refuse a second
         # value for it). Whether the cluster still accepts it is check-token's question (testSecret).
-        return {"rotated": False, "already": True}
-    store_token(sm, secret_id, join_token(ctx, role, rotate=True), version_id)
+        return {"rotated": False, "already": True, "matches": hmac.compare_digest(pending, held)}
+    if nonce and current_mac and not hmac.compare_digest(token_mac(nonce, held), current_mac):
+        # The swarm no longer holds AWSCURRENT: an earlier attempt rotated and never stored (or its
+        # outcome was lost). Rotating again would only widen the gap: store what the swarm holds.
+        store_token(sm, secret_id, held, version_id)
+        return {"rotated": False, "stored": True}
+    store_token(sm, secret_id, rotate_join_token(ctx, role), version_id)
     return {"rotated": True}
 
 
@@ -329,6 +501,13 @@ def cmd_check_token(ctx: Context, role: str, version_id: str) -> dict[str, Any]:
     pending = pending_token(ctx.session.client("secretsmanager"), ctx.secret_id(role), version_id)
     current = join_token(ctx, role)
     return {"matches": pending is not None and hmac.compare_digest(pending, current)}
+
+
+def cmd_sync_token(ctx: Context, role: str, version_id: str) -> dict[str, Any]:
+    """testSecret's repair: store the token the swarm accepts now as AWSPENDING ``version_id`` (a fresh
+    version the control plane then makes AWSCURRENT)."""
+    store_token(ctx.session.client("secretsmanager"), ctx.secret_id(role), join_token(ctx, role), version_id)
+    return {"stored": True}
 
 
 def cmd_leave(ctx: Context, force: bool) -> dict[str, Any]:
@@ -358,6 +537,12 @@ def parser() -> argparse.ArgumentParser:
         r = sub.add_parser(name, add_help=False)
         r.add_argument("--role", required=True, choices=ROLES)
         r.add_argument("--version-id", required=True)
+        if name == "rotate":
+            r.add_argument("--nonce")
+            r.add_argument("--current-mac")
+    s = sub.add_parser("sync-token", add_help=False)
+    s.add_argument("--role", required=True, choices=ROLES)
+    s.add_argument("--version-id", required=True)
     lv = sub.add_parser("leave", add_help=False)
     lv.add_argument("--force", action="store_true")
     sub.add_parser("info", add_help=False)
@@ -373,9 +558,11 @@ def run(argv: Sequence[str], env: Mapping[str, str], session: Any = None) -> dic
     if args.command == "init":
         return cmd_init(ctx, args.advertise_addr)
     if args.command == "rotate":
-        return cmd_rotate(ctx, args.role, args.version_id)
+        return cmd_rotate(ctx, args.role, args.version_id, args.nonce, args.current_mac)
     if args.command == "check-token":
         return cmd_check_token(ctx, args.role, args.version_id)
+    if args.command == "sync-token":
+        return cmd_sync_token(ctx, args.role, args.version_id)
     if args.command == "leave":
         return cmd_leave(ctx, args.force)
     return swarm_info(ctx)

@@ -2,14 +2,16 @@
 
 Every input autojoin accepts has one of four shapes:
 
-- an EventBridge event (``version``/``id``/``detail-type``/``source``/``detail``): lifecycle actions,
-  launch/terminate results, the scheduled reconcile event — delivered through the template's rules;
+- an EventBridge event (``detail-type``/``source``, usually ``version``/``id``/``detail``…): lifecycle
+  actions, launch/terminate results, the scheduled reconcile event, and any other service's envelope —
+  delivered through the template's rules (one no rule matches is ``ignored``, not bad input);
 - a custom termination policy input (``AutoScalingGroupName``, ``CapacityToTerminate``, ``Instances``,
   ``Cause``) — Auto Scaling invokes the group's termination policy function synchronously;
 - a Secrets Manager rotation step (``SecretId``, ``ClientRequestToken``, ``Step``);
 - the flat body of a hook notifying SQS/SNS, such as ``autoscaling:TEST_NOTIFICATION``.
 
-Anything else is BadInput (the message names the problem, never echoes the event).
+Anything else is BadInput (the message names the problem, never echoes the event), and so is a file
+that is not UTF-8 JSON, starts with a byte order mark or nests deeper than ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -28,17 +30,9 @@ ROTATION_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 LAUNCH_ACTION = "EC2 Instance-launch Lifecycle Action"
 TERMINATE_ACTION = "EC2 Instance-terminate Lifecycle Action"
 SCHEDULED = "Scheduled Event"
-_EVENTBRIDGE_KEYS = (
-    "version",
-    "id",
-    "detail-type",
-    "source",
-    "account",
-    "time",
-    "region",
-    "resources",
-    "detail",
-)
+# AWS events nest a handful of levels; anything this deep is not an event, and walking it (rewriting ids,
+# matching patterns, rendering) would exhaust Python's recursion limit
+MAX_DEPTH = 64
 
 
 class Shape(StrEnum):
@@ -103,14 +97,12 @@ def classify(event: object) -> Input:
     if not isinstance(event, dict):
         raise BadInput(f"the event must be a JSON object, got {type(event).__name__}")
     if "detail-type" in event or "detail" in event:
-        missing = [k for k in _EVENTBRIDGE_KEYS if k not in event]
-        if missing:
-            raise BadInput(f"EventBridge event without {', '.join(missing)}")
-        if not isinstance(event["detail"], dict):
-            raise BadInput("EventBridge event: detail must be an object")
-        for key in ("source", "detail-type", "id"):
+        # any EventBridge envelope: the template's rules decide whether it reaches a function. Only what
+        # routing reads must be there; the rest (version, a string detail from EventBridge Scheduler, extra
+        # keys such as replay-name) is the handler's to judge, as in AWS.
+        for key in ("source", "detail-type"):
             _str(event, key, "EventBridge event")
-        if not isinstance(event["resources"], list):
+        if "resources" in event and not isinstance(event["resources"], list):
             raise BadInput("EventBridge event: resources must be a list")
         return Input(Shape.EVENTBRIDGE, event)
     if "CapacityToTerminate" in event or "Cause" in event:
@@ -148,16 +140,39 @@ def classify(event: object) -> Input:
 
 def read_event(path: Path) -> Input:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise BadInput(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise BadInput(f"{path}: cannot read ({type(exc).__name__})") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise BadInput(f"{path}: starts with a UTF-8 byte order mark (BOM): save it as UTF-8 without BOM")
     try:
-        data = json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 (byte {exc.start})") from None
+    try:
+        event = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}: not JSON (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise BadInput(f"{path}: JSON nested too deeply") from None
+    if _depth_over(event, MAX_DEPTH):
+        raise BadInput(f"{path}: JSON nested too deeply (more than {MAX_DEPTH} levels)")
     try:
-        return classify(data)
+        return classify(event)
     except BadInput as exc:
         raise BadInput(f"{path}: {exc}") from None
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """True when ``value`` nests containers deeper than ``limit`` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children)
+    return False

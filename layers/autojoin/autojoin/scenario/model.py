@@ -46,7 +46,7 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # action -> (requ
     "crash": (frozenset({"target"}), frozenset()),
     "az_outage": (frozenset({"zone"}), frozenset()),
     "az_recover": (frozenset({"zone"}), frozenset()),
-    "instance_refresh": (frozenset({"group"}), frozenset()),
+    "instance_refresh": (frozenset({"group"}), frozenset({"preferences"})),
     "rotate_tokens": (frozenset({"role"}), frozenset()),
     "deliver": (frozenset({"event"}), frozenset({"duplicate", "delay"})),
     "wait": (frozenset({"seconds"}), frozenset()),
@@ -137,6 +137,29 @@ class Expect(BaseModel):
         return [(k, v) for k, v in self.model_dump(exclude_none=True).items()]
 
 
+class RefreshPreferences(BaseModel):
+    """StartInstanceRefresh's Preferences (API Reference, RefreshPreferences), by AWS's names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    MinHealthyPercentage: int | None = Field(default=None, ge=0, le=100)
+    MaxHealthyPercentage: int | None = Field(default=None, ge=100, le=200)
+    SkipMatching: bool | None = None
+    ScaleInProtectedInstances: Literal["Refresh", "Ignore", "Wait"] | None = None
+    CheckpointPercentages: list[int] | None = None
+    CheckpointDelay: int | None = Field(default=None, ge=0, le=172800)
+
+    @field_validator("CheckpointPercentages")
+    @classmethod
+    def _checkpoints(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or v != sorted(set(v)) or not all(1 <= p <= 100 for p in v)):
+            raise ValueError("CheckpointPercentages must be increasing percentages from 1 to 100")
+        return v
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
 class Step(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -153,6 +176,7 @@ class Step(BaseModel):
     duplicate: bool = False
     delay: float = Field(default=0.0, ge=0)
     seconds: float | None = Field(default=None, ge=0)
+    preferences: RefreshPreferences | None = None
     zones: tuple[str, ...] | None = None  # set_zones: the AZs (subnets) the group spans from now on
     expect: Expect | None = None
 

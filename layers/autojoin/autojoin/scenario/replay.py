@@ -74,50 +74,73 @@ class _Replay:
         return event
 
     def _lifecycle_precondition(self, event: dict[str, Any]) -> dict[str, Any]:
-        detail = event["detail"]
+        """What Auto Scaling did before sending this lifecycle action, done without touching the event's
+        instance id: the handler validates the id exactly as the event gives it."""
+        detail = event.get("detail")
+        if not isinstance(detail, dict):
+            return event
         group, iid = detail.get("AutoScalingGroupName"), detail.get("EC2InstanceId")
         token, hook = detail.get("LifecycleActionToken"), detail.get("LifecycleHookName")
-        if group not in self.world.groups.values() or not isinstance(iid, str):
+        if not isinstance(group, str) or group not in self.world.groups.values() or not isinstance(iid, str):
             return event
-        declared = self.world.aliases.declared(iid)
+        shown = self.world.aliases.declared(iid)
         launch = self.given.detail_type == LAUNCH_ACTION
+        where = self._group_of(iid)
+        if where is not None and where != group:
+            self.setup.append(
+                f"{shown} is an instance of {self.world.aliases.declared(where)}, not of "
+                f"{self.world.aliases.declared(group)}: Auto Scaling sends no such event; delivered as it is"
+            )
+            return event
         states = {i.instance_id: i.lifecycle_state for i in self.cloud.instances(group, include_gone=True)}
         if iid not in states:
             if not launch:
-                self.setup.append(f"{declared} is not in the state: nothing to terminate")
+                self.setup.append(f"{shown} is not in the state: nothing to terminate")
+                return event
+            if not self.world.is_id(iid):
+                self.setup.append(
+                    f"{iid!r} is not an EC2 instance id: Auto Scaling launched nothing; delivered as it is"
+                )
                 return event
             az = self.cloud.engine.pick_zone(group)  # where Auto Scaling would have put it
-            real = self.world.place(group, az, "InService")
-            self.world.aliases.add(iid, real)
+            self.world.place(group, az, "InService", instance_id=iid)  # under the event's own id
             g = self.cloud.engine.group(group)
             g.desired_capacity = (g.desired_capacity or 0) + 1
             g.max_size = max(g.max_size or 0, g.desired_capacity)
-            iid = real
-            states[iid] = "InService"
-            event = self.world.rewrite_event(event)
-            self.setup.append(f"launched {declared} into {self.world.aliases.declared(group)} in {az}")
+            states[iid] = "launched"
+            self.setup.append(f"launched {shown} into {self.world.aliases.declared(group)} in {az}")
         state = "Pending:Wait" if launch else "Terminating:Wait"
-        if states[iid] not in {"InService", state}:
-            self.setup.append(f"{declared} is {states[iid]}: no action opened")
+        if states[iid] not in {"InService", "launched", state}:
+            self.setup.append(f"{shown} is {states[iid]}: no action opened")
             return event
-        if launch and states[iid] == "InService" and declared in self._seeded_ids():
-            self.setup.append(f"{declared} is already InService: the event arrives late (no open action)")
+        if launch and states[iid] == "InService" and shown in self._seeded_ids():
+            self.setup.append(f"{shown} is already InService: the event arrives late (no open action)")
             return event
-        from autojoin.localcloud import LAUNCHING, TERMINATING
+        from autojoin.localcloud import LAUNCHING, TERMINATING, HookSpec
 
-        hooks = [h.name for h in self.cloud.engine.hooks_for(group, LAUNCHING if launch else TERMINATING)]
-        if hooks and hook not in hooks:  # the sample names another hook than the template: use the template's
-            self.world.aliases.add(str(hook), hooks[0])
-            event = self.world.rewrite_event(event)
-            self.setup.append(f"hook {hook} is {hooks[0]} in the template")
-            hook = hooks[0]
+        transition = LAUNCHING if launch else TERMINATING
+        hooks = [h.name for h in self.cloud.engine.hooks_for(group, transition)]
+        if isinstance(hook, str) and hook and hook not in hooks:
+            # a hook the template does not define is another team's hook on the same group: it is added
+            # to the group, and the event is delivered as it is (autojoin must leave it alone)
+            self.cloud.engine.put_hook(HookSpec(group, hook, transition, 900, "CONTINUE"))
+            self.setup.append(
+                f"hook {hook} is not in template.yaml: added to the group as another team's hook"
+            )
         # a new action with the event's token (one the state left open is replaced: the event is its notice)
         if self.world.open_action(iid, state, token=token, hook_name=hook) is None:
             kind = "launch" if launch else "terminate"
             self.setup.append(f"{self.world.aliases.declared(group)} has no {kind} hook: no action opened")
             return event
-        self.setup.append(f"{declared} in {state} with the event's lifecycle action token")
+        self.setup.append(f"{shown} in {state} with the event's lifecycle action token")
         return event
+
+    def _group_of(self, instance_id: str) -> str | None:
+        """The cluster group that has (or had) ``instance_id``."""
+        for real in self.world.groups.values():
+            if any(i.instance_id == instance_id for i in self.cloud.instances(real, include_gone=True)):
+                return real
+        return None
 
     def _seeded_ids(self) -> set[str]:
         return {i.id for r in self.world.groups for i in self.world.spec.instances(r)}
@@ -187,16 +210,35 @@ class _Replay:
         return results
 
     def _scheduled(self, event: dict[str, Any]) -> Any:
+        """A Scheduled Event reaches the targets of the schedule rule it names in ``resources`` (EventBridge
+        puts the rule's ARN there), matched by the rule's name: the event's account and region are the
+        sample's, not the local cloud's. Any other Scheduled Event (EventBridge Scheduler's, another
+        rule's) reaches no function of the template."""
         stack = self.world.stack
         schedules = [r for r in stack.rules if r.schedule]
-        if not schedules:
-            return _ignored("template.yaml has no schedule rule (the reconciler's schedule is not there yet)")
-        resources = set(event.get("resources", []))
+        resources = event.get("resources")
+        named = (
+            {str(r).rpartition("/")[2] for r in resources if isinstance(r, str)}
+            if isinstance(resources, list)
+            else set()
+        )
         rule = next(
-            (r for r in schedules if r.arn in resources), schedules[0] if len(schedules) == 1 else None
+            (
+                r
+                for r in schedules
+                if str(event.get("source")) == "aws.events" and named & {r.name, r.logical_id}
+            ),
+            None,
         )
         if rule is None:
-            return _ignored("no schedule rule of template.yaml is the resource of this event")
+            what = f"{event.get('source')} / {event.get('detail-type')}"
+            if not schedules:
+                return _ignored(
+                    f"no rule in template.yaml matches {what} (the template has no schedule rule)"
+                )
+            return _ignored(
+                f"no rule in template.yaml matches {what}: it names no schedule rule of the template"
+            )
         fns = [t.function for t in rule.targets if t.function]
         if not fns:
             return _ignored(f"schedule rule {rule.logical_id} targets no function of the template")

@@ -225,7 +225,8 @@ class _Runner:
             cloud.zone_recover(str(step.zone))
         elif a == "instance_refresh":
             assert ts.group_role is not None
-            cloud.start_instance_refresh(w.groups[ts.group_role])
+            prefs = step.preferences.given() if step.preferences else None
+            cloud.start_instance_refresh(w.groups[ts.group_role], preferences=prefs)
         elif a == "rotate_tokens":
             role = step.role or Role.MANAGER
             cloud.rotate_secret("ManagerTokenSecret" if role is Role.MANAGER else "WorkerTokenSecret")

@@ -155,6 +155,10 @@ class ClusterSpec(Spec):
             order = [zones[i % len(zones)] for i in range(n)]  # Auto Scaling's balance: round robin
         return tuple(InstanceSpec(id=instance_id_for(role, k + 1), az=z) for k, z in enumerate(order))
 
+    def dry_run(self) -> ClusterSpec:
+        """The same cluster on a stack deployed with DryRun=true (the reconciler decides, changes nothing)."""
+        return self.model_copy(update={"parameters": {**self.parameters, "DryRun": "true"}})
+
     def member(self, inst: InstanceSpec) -> bool:
         """Is this instance a swarm member in the seeded state?"""
         if inst.in_cluster is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -33,10 +34,56 @@ _GROUP_ARN = re.compile(
 )
 
 
+@contextlib.contextmanager
+def _instance_id_as(instance_id: str | None) -> Iterator[None]:
+    """While open, the instance moto creates gets ``instance_id`` (moto draws its random id as before, so
+    the seeded sequence of every other id stays the same)."""
+    if instance_id is None:
+        yield
+        return
+    if not _ID.fullmatch(instance_id):
+        raise BadInput(f"{instance_id!r} is not an EC2 instance id")
+    from moto.ec2.models import instances
+
+    original = instances.random_instance_id  # type: ignore[attr-defined]
+
+    def forced() -> str:
+        original()
+        return instance_id
+
+    instances.random_instance_id = forced  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        instances.random_instance_id = original  # type: ignore[attr-defined]
+
+
+TEMPLATE_VARIABLE = "AUTOJOIN_TEMPLATE"
+
+
+def packaged_template() -> Path:
+    """The project's template.yaml and handlers as shipped in the package (autojoin/project/)."""
+    from importlib import resources
+
+    return Path(str(resources.files("autojoin").joinpath("project/template.yaml")))
+
+
 def find_template(template: Path | None) -> Path:
-    path = template or Path("template.yaml")
+    """The SAM template to wire from: ``template`` (--template), else ``$AUTOJOIN_TEMPLATE``, else
+    ``template.yaml`` in the current directory, else the copy shipped in the package."""
+    if template is not None:
+        where = "--template"
+        path = template
+    elif os.environ.get(TEMPLATE_VARIABLE):
+        where = f"${TEMPLATE_VARIABLE}"
+        path = Path(os.environ[TEMPLATE_VARIABLE])
+    elif Path("template.yaml").is_file():
+        return Path("template.yaml")
+    else:
+        where = "the package"
+        path = packaged_template()
     if not path.is_file():
-        raise BadInput(f"{path}: no such template (run from the project root, or pass --template)")
+        raise BadInput(f"{path}: no such template (from {where})")
     return path
 
 
@@ -238,8 +285,8 @@ class World:
         placed: dict[Role, list[tuple[InstanceSpec, str]]] = {r: [] for r in Role}
         for role in Role:
             for inst in spec.instances(role):
-                real = self.place(self.groups[role], inst.az, inst.lifecycle_state)
-                self.aliases.add(inst.id, real)
+                real = self.place(self.groups[role], inst.az, inst.lifecycle_state, instance_id=inst.id)
+                self.aliases.add(inst.id, real)  # the same id: nothing to rewrite
                 placed[role].append((inst, real))
             group = self.cloud.engine.group(self.groups[role])
             capacity = sum(
@@ -260,9 +307,15 @@ class World:
                     self.cloud.crash_instance(real)
         self.cloud.clock.run_due()
 
-    def place(self, group: str, az: str, lifecycle_state: str) -> str:
-        """An instance of ``group`` in ``az`` and ``lifecycle_state``: no hook runs, no event is emitted."""
-        real = str(self.cloud.place_instance(group, az, lifecycle_state))
+    def place(self, group: str, az: str, lifecycle_state: str, *, instance_id: str | None = None) -> str:
+        """An instance of ``group`` in ``az`` and ``lifecycle_state``: no hook runs, no event is emitted.
+
+        With ``instance_id`` (``i-`` and 8 to 17 hex digits, as a STATE file takes) the instance bears
+        that id, so events naming it reach the handlers unchanged."""
+        with _instance_id_as(instance_id):
+            real = str(self.cloud.place_instance(group, az, lifecycle_state))
+        if instance_id is not None and real != instance_id:
+            raise RuntimeError(f"the local cloud named the instance {real}, not {instance_id}")
         self._order[real] = len(self._order)
         return real
 

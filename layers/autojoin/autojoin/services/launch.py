@@ -8,15 +8,20 @@ Flow for one launch lifecycle action (docs/token-delivery.md has the security si
 3. No cluster yet: a manager claims the bootstrap (conditional write; exactly one wins) and runs init;
    everyone else is recorded as pending (with a heartbeat) and joined by whoever finishes the bootstrap
    (or, for launches a lost event left behind, by the reconciler).
-4. Join: put a read-once ticket in the instance's own hand-off slot, have the node take it and join,
-   withdraw whatever is left; a refused (just-rotated) token is refreshed and tried once more.
-5. Verify the node is Ready with the expected role, label it, CONTINUE. Any failure to join → ABANDON
-   (the group replaces the instance): the safe result of a launch hook.
+4. The event's instance must be a member of the event's group and in Pending:Wait (else: ignored,
+   nothing is offered): a ticket is only ever written for an instance the group is launching.
+5. Join: put a read-once ticket in the instance's own hand-off slot, have the node take it and join,
+   withdraw whatever is left; a refused (just-rotated) token is refreshed and tried once more, and a
+   token refused twice (a rotation is half-way) defers the launch rather than abandon it.
+6. Verify the node id the node reported: it must be a node that was not in the swarm before this join,
+   with the expected role, labelled for no other instance — a node may report any id. Then wait for it
+   to be Ready, label it, CONTINUE. Any other failure to join → ABANDON (the group replaces the
+   instance): the safe result of a launch hook.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -52,6 +57,7 @@ from autojoin.ports import (
 )
 
 SWARM_PORT = 2377
+PENDING_WAIT = "Pending:Wait"
 
 
 class Outcome(StrEnum):
@@ -99,6 +105,14 @@ class LaunchConfig:
     handoff_ttl: int = 900
     join_wait: float = 60.0
     poll_interval: float = 2.0
+    join_timeout: float = 120.0  # what one join may take on the node (the orchestrator's join timeout)
+    margin: float = 30.0  # kept free after a join for its clean-up (withdraw the ticket, complete)
+
+    @property
+    def join_budget(self) -> float:
+        """Seconds one join needs, clean-up included: the function's timeout must exceed it
+        (tests/template checks template.yaml), and no join starts with less time left."""
+        return self.join_timeout + self.join_wait + self.margin
 
 
 class LaunchService:
@@ -122,7 +136,11 @@ class LaunchService:
         self.clock = clock
 
     # ---------------------------------------------------------------------------------------------
-    def handle(self, action: LifecycleAction) -> LaunchDecision:
+    def handle(
+        self, action: LifecycleAction, *, time_left: Callable[[], float] | None = None
+    ) -> LaunchDecision:
+        """``time_left``: seconds left in this invocation (the Lambda context); pending launches are only
+        started while a whole join budget remains, so every join's ``finally`` gets to run."""
         if action.kind is LifecycleKind.TEST:
             return LaunchDecision(Outcome.IGNORED, "test notification: nothing to complete")
         if action.kind is not LifecycleKind.LAUNCHING:
@@ -148,16 +166,26 @@ class LaunchService:
         instance = self.fleet.instance(action.instance_id)
         if instance is None or instance.gone:
             return LaunchDecision(Outcome.GONE, "instance is gone: nothing to do", action.instance_id, role)
+        mismatch = _not_launching_in(instance, action.group)
+        if mismatch:
+            return LaunchDecision(
+                Outcome.IGNORED,
+                mismatch,
+                instance.instance_id,
+                role,
+                instance.az,
+                error="NotLaunchingInGroup",
+            )
 
         if not self.state.is_bootstrapped(self.config.cluster):
             if role is Role.MANAGER and self._claim_bootstrap(instance.instance_id):
-                return self._bootstrap(action, group, instance)
+                return self._bootstrap(action, group, instance, time_left)
             return self._wait(action, role, instance, "the cluster has no manager yet")
         decision = self._join(action, group, role, instance)
         if decision.outcome is Outcome.PENDING:
             return decision
         self.state.remove_pending(self.config.cluster, instance.instance_id)  # if an earlier try left it
-        pending = self._finish_pending() if decision.outcome is Outcome.JOINED else ()
+        pending = self._finish_pending(time_left) if decision.outcome is Outcome.JOINED else ()
         return _with_also(decision, pending)
 
     def finish_pending(self) -> tuple[LaunchDecision, ...]:
@@ -181,7 +209,13 @@ class LaunchService:
             self.state.release_bootstrap(cluster, owner)  # conditional: only if still unfinished and its
         return self.state.claim_bootstrap(cluster, instance_id)
 
-    def _bootstrap(self, action: LifecycleAction, group: GroupInfo, instance: InstanceInfo) -> LaunchDecision:
+    def _bootstrap(
+        self,
+        action: LifecycleAction,
+        group: GroupInfo,
+        instance: InstanceInfo,
+        time_left: Callable[[], float] | None = None,
+    ) -> LaunchDecision:
         cluster = self.config.cluster
         try:
             node_id = self.orchestrator.init(instance.instance_id, instance.private_ip or "")
@@ -216,7 +250,7 @@ class LaunchService:
             node_id,
         )
         self._save_snapshot()
-        return _with_also(decision, self._finish_pending())
+        return _with_also(decision, self._finish_pending(time_left))
 
     def _wait(
         self,
@@ -243,14 +277,31 @@ class LaunchService:
             error=error,
         )
 
-    def _finish_pending(self) -> tuple[LaunchDecision, ...]:
+    def _finish_pending(self, time_left: Callable[[], float] | None = None) -> tuple[LaunchDecision, ...]:
         out: list[LaunchDecision] = []
-        for action, role in self.state.pending(self.config.cluster):
+        for action, _recorded_role in self.state.pending(self.config.cluster):
+            if time_left is not None and time_left() < self.config.join_budget:
+                # not enough time for a whole join and its clean-up: the record stays for the next
+                # invocation or the reconciler
+                out.append(
+                    LaunchDecision(
+                        Outcome.PENDING, "not enough time left in this invocation", action.instance_id
+                    )
+                )
+                continue
             group = self.fleet.group(action.group)
             instance = self.fleet.instance(action.instance_id)
-            if group is None or instance is None or instance.gone:
+            if (
+                group is None
+                or group.cluster != self.config.cluster
+                or group.role is None
+                or instance is None
+                or instance.gone
+                or _not_launching_in(instance, action.group)
+            ):
                 self.state.remove_pending(self.config.cluster, action.instance_id)
                 continue
+            role = group.role  # read again from the group's tags: never trust the recorded role
             try:
                 decision = self._join(action, group, role, instance)
             except JoinDeferred as exc:
@@ -279,8 +330,10 @@ class LaunchService:
                 outcome, reason = Outcome.ALREADY_MEMBER, "already a member with the right role"
             else:
                 node_id = self._hand_off_and_join(iid, role, members)
+                if any(m.node_id == node_id for m in members):
+                    raise _ForeignNode("the node reported the id of a node that was in the swarm before")
                 outcome, reason = Outcome.JOINED, f"joined as {role.value}"
-            self._await_ready(node_id, role)
+            self._await_ready(node_id, role, iid)
             self.orchestrator.label(node_id, _labels(instance, group))
         except NodeNotReady as exc:
             # The node is still booting (SSM not registered, user data not done): keep its hook alive and
@@ -293,6 +346,15 @@ class LaunchService:
             return self._wait(action, role, instance, _cluster_down(exc), error=type(exc).__name__)
         except SecretMissing as exc:
             return self._abandon(action, role, instance, f"no {role.value} token in the vault", exc)
+        except InvalidJoinToken as exc:
+            # Refused twice, refreshed in between: a rotation is half-way (the swarm holds a token the
+            # secret does not have yet). The rotation's own steps (retry, testSecret's re-sync) bring the
+            # secret back to what the swarm holds: keep the hook alive and try again, never abandon.
+            why = "the join token was refused twice (a rotation is under way)"
+            waiting = self._wait(action, role, instance, why, error=type(exc).__name__)
+            if waiting.outcome is Outcome.GONE:
+                return waiting
+            raise JoinDeferred(f"{iid}: {why}; its launch stays pending") from exc
         except OrchestratorError as exc:
             return self._abandon(action, role, instance, f"join failed: {type(exc).__name__}", exc)
         done = self.fleet.complete(action, LifecycleResult.CONTINUE)
@@ -322,10 +384,13 @@ class LaunchService:
             finally:
                 self.handoff.withdraw(instance_id)
 
-    def _await_ready(self, node_id: str, role: Role) -> None:
+    def _await_ready(self, node_id: str, role: Role, instance_id: str) -> None:
         waited = 0.0
         while True:
             member = next((m for m in self.orchestrator.members() if m.node_id == node_id), None)
+            owner = None if member is None else (member.instance_id or member.labels.get("instance-id"))
+            if owner is not None and owner != instance_id:
+                raise _ForeignNode("the node reported the id of a node labelled for another instance")
             if member is not None and member.ready and member.role is role:
                 return
             if waited >= self.config.join_wait:
@@ -388,6 +453,22 @@ class LaunchService:
 
 class _NotReady(OrchestratorError):
     """The node joined but never showed Ready with the expected role."""
+
+
+class _ForeignNode(OrchestratorError):
+    """The node id a node reported belongs to another node: never label it (the launch is abandoned)."""
+
+
+def _not_launching_in(instance: InstanceInfo, group: str) -> str:
+    """Why ``instance`` is not being launched by ``group`` ('' when it is)."""
+    if instance.group != group:
+        return f"instance {instance.instance_id} is not a member of group {group}: nothing is offered"
+    if instance.lifecycle_state != PENDING_WAIT:
+        return (
+            f"instance {instance.instance_id} is {instance.lifecycle_state or 'in no lifecycle state'}, "
+            f"not {PENDING_WAIT}: nothing is offered"
+        )
+    return ""
 
 
 def _cluster_down(exc: Exception) -> str:

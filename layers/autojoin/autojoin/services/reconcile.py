@@ -9,10 +9,11 @@ One run:
 2. Zone health with hysteresis (domain/rebalance.py): impaired AZs get no managers, and no
    quorum-changing step runs while an AZ is impaired or settling.
 3. Housekeeping, none of it quorum-changing: finish pending joins through LaunchService's own pending path;
-   a launch still in Pending:Wait that nobody recorded (its event was lost) is recorded as pending and
-   finished by the next run (so a launch in progress is never joined twice); dead nodes (Down, their
-   instance gone) go to the guard's removal (``remove_dead``); scale-in protection and node labels that
-   drifted are set back.
+   a launch still in Pending:Wait that nobody recorded (its event was lost), or an InService instance
+   that is not in the swarm (a manager lost from the member list: the count is kept at its target), is
+   recorded as pending and finished by the next run (so a join in progress is never done twice); dead
+   nodes (Down, their instance gone) go to the guard's removal (``remove_dead``); scale-in protection and
+   node labels that drifted are set back.
 4. At most one quorum-changing rebalance step (domain/rebalance.py ``next_step``) under the cluster lease.
 
 Dry-run decides and reports everything and changes nothing in the cluster or its groups: it still writes
@@ -43,7 +44,6 @@ from autojoin.domain.rebalance import (
     best_tolerance,
     expected_labels,
     impaired_zones,
-    manager_target,
     next_step,
     quorum_margin,
     unsettled,
@@ -58,6 +58,9 @@ from autojoin.services.launch import LaunchDecision, LaunchService
 from autojoin.services.removal import DeadNode
 
 LEASE_HOLDER = "reconcile"
+# instances that should be members: launching with nobody joining them (a lost event), or in service but not
+# in the swarm (a manager or worker lost from the member list): both are joined through the pending path
+_JOINABLE = frozenset({"Pending:Wait", "InService"})
 RemoveDead = Callable[[Sequence[Member]], Sequence[DeadNode]]  # the guard's RemovalService.remove_dead_nodes
 
 
@@ -68,6 +71,7 @@ class ReconcileConfig:
     recover_after: float = 900.0  # seconds an impaired AZ must look good before it is trusted again
     lease_ttl: int = 300
     launch_hook: str = "autojoin-launch"
+    min_managers: int = 1  # the quorum guard's floor: no rebalance plans below it
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,7 @@ class ReconcileService:
             if g.role is None:
                 continue
             for inst in by_group[g.name]:
-                if inst.lifecycle_state != "Pending:Wait" or inst.instance_id in member_ids | known:
+                if inst.lifecycle_state not in _JOINABLE or inst.instance_id in member_ids | known:
                     continue
                 action = LifecycleAction(
                     kind=LifecycleKind.LAUNCHING,
@@ -259,9 +263,12 @@ class ReconcileService:
                 )
                 if not dry:
                     self.state.add_pending(cfg.cluster, action, g.role)
-                did(
-                    "lost-launch", f"record {inst.instance_id} ({g.role.value}, no join under way) as pending"
+                why = (
+                    "no join under way"
+                    if inst.lifecycle_state == "Pending:Wait"
+                    else "in service, not in the swarm"
                 )
+                did("lost-launch", f"record {inst.instance_id} ({g.role.value}, {why}) as pending")
         self._drift(view, members, groups, by_group, did)
 
         # --- one quorum-changing step ---------------------------------------------------------------
@@ -275,7 +282,6 @@ class ReconcileService:
                 if record.surge_from is not None and mg.desired == record.surge_from + 1
                 else None
             )
-            target = manager_target(group, surge)
             step = next_step(
                 view,
                 group,
@@ -283,7 +289,9 @@ class ReconcileService:
                 impaired=impaired,
                 unsettled_reason=unsettled(watches, mg.zones, now, cfg.recover_after),
                 has_leader=True,
+                floor=cfg.min_managers,
             )
+            target = step.target
             record = record.model_copy(update={"surge_from": surge})
             if step.kind in {StepKind.LAUNCH, StepKind.RETIRE}:
                 record = self._take_step(step, mg, group, record, did)

@@ -263,33 +263,57 @@ class RemovalService:
             other = self.state.lease_holder(cfg.cluster) or "another change"
             return self._wait(action, since, f"the cluster lease is held by {other}", "LeaseHeld")
         try:
-            # removals that waited go first: one may be safe now, and leaving it in the swarm while this
-            # one goes (and its replacement is placed) would skew the layout
-            also = self._work_waiting(holder, exclude=action.instance_id)
-            try:
-                decision = self._remove_manager_leased(action, _Run(holder), since)
-            except LeaseLost as exc:
-                decision = self._wait(action, since, str(exc), "LeaseLost")
-            return replace(decision, also=tuple(also)) if also else decision
+            # this removal and every one that waits are worked together, in the order the guard would
+            # choose: when not all of them can go, the ones kept are those whose removal would hurt most
+            decisions = self._work(holder, (action, since))
         finally:
             self.state.release_lease(cfg.cluster, holder)
+        mine = decisions.pop(action.instance_id)
+        return replace(mine, also=tuple(decisions.values())) if decisions else mine
 
-    def _work_waiting(self, holder: str, exclude: str | None = None) -> list[RemovalDecision]:
-        """Try every waiting removal again (the caller holds the lease)."""
-        out: list[RemovalDecision] = []
-        for action, since in self.state.removals(self.config.cluster):
-            if action.instance_id == exclude:
+    def _work(
+        self, holder: str, current: tuple[LifecycleAction, datetime | None] | None = None
+    ) -> dict[str, RemovalDecision]:
+        """Work the waiting removals (and ``current``) under the lease the caller holds."""
+        cfg = self.config
+        queue: dict[str, tuple[LifecycleAction, datetime | None]] = {}
+        for waiting, started in self.state.removals(cfg.cluster):
+            if current is not None and waiting.instance_id == current[0].instance_id:
+                queue[waiting.instance_id] = (current[0], started)  # keep when it started waiting
                 continue
-            instance = self.fleet.instance(action.instance_id)
+            instance = self.fleet.instance(waiting.instance_id)
             if instance is None or instance.gone or instance.lifecycle_state != "Terminating:Wait":
-                self.state.remove_removal(self.config.cluster, action.instance_id)
+                self.state.remove_removal(cfg.cluster, waiting.instance_id)
+                continue
+            queue[waiting.instance_id] = (waiting, started)
+        if current is not None and current[0].instance_id not in queue:
+            queue[current[0].instance_id] = current
+        out: dict[str, RemovalDecision] = {}
+        lost: LeaseLost | None = None
+        for iid in self._order(list(queue)):
+            action, since = queue[iid]
+            if lost is not None:
+                out[iid] = self._wait(action, since, str(lost), "LeaseLost")
                 continue
             try:
-                out.append(self._remove_manager_leased(action, _Run(holder), since))
+                out[iid] = self._remove_manager_leased(action, _Run(holder), since)
             except LeaseLost as exc:
-                out.append(self._wait(action, since, str(exc), "LeaseLost"))
-                break
+                lost = exc
+                out[iid] = self._wait(action, since, str(exc), "LeaseLost")
         return out
+
+    def _order(self, instance_ids: list[str]) -> list[str]:
+        """Several managers to remove: the ones the guard would take first go first."""
+        if len(instance_ids) < 2:
+            return instance_ids
+        try:
+            members = self.orchestrator.members()
+        except OrchestratorError:
+            return instance_ids
+        choice = choose_managers(
+            self.view(members), instance_ids, len(instance_ids), self.config.min_managers
+        )
+        return [*choice.allowed, *(i for i in instance_ids if i not in choice.allowed)]
 
     def _remove_manager_leased(
         self, action: LifecycleAction, run: _Run, since: datetime | None
@@ -512,7 +536,7 @@ class RemovalService:
         if not self.state.acquire_lease(cfg.cluster, holder, cfg.lease_ttl):
             return []
         try:
-            return self._work_waiting(holder)
+            return list(self._work(holder).values())
         finally:
             self.state.release_lease(cfg.cluster, holder)
 

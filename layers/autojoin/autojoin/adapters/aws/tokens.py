@@ -72,6 +72,17 @@ class SecretsManagerTokenVault(TokenVault):
             raise translate(exc, "DescribeSecret") from exc
         return any(CURRENT in stages for stages in described.get("VersionIdsToStages", {}).values())
 
+    def current_token(self, role: Role) -> SecretStr | None:
+        secret_id = self._id(role)
+        try:
+            raw = self._client.get_secret_value(SecretId=secret_id, VersionStage=CURRENT)
+        except ClientError as exc:
+            if code_of(exc) in {"ResourceNotFoundException", "InvalidRequestException"}:
+                return None  # created empty: no version yet
+            raise translate(exc, "GetSecretValue") from exc
+        value = raw.get("SecretString")
+        return SecretStr(value) if value else None
+
     def stages(self, role: Role, version_id: str) -> tuple[str, ...]:
         try:
             described = self._client.describe_secret(SecretId=self._id(role))
@@ -90,12 +101,25 @@ class SecretsManagerTokenVault(TokenVault):
                 (v for v, stages in described.get("VersionIdsToStages", {}).items() if CURRENT in stages),
                 None,
             )
-            if current == version_id:
+            if current != version_id:
+                params = {"SecretId": secret_id, "VersionStage": CURRENT, "MoveToVersionId": version_id}
+                if current:
+                    params["RemoveFromVersionId"] = current
+                self._client.update_secret_version_stage(**params)
+        except ClientError as exc:
+            raise translate(exc, "UpdateSecretVersionStage") from exc
+        # AWSPENDING comes off too: otherwise an "AWSPENDING" read keeps answering with the current token
+        self.drop_pending(role, version_id)
+
+    def drop_pending(self, role: Role, version_id: str) -> None:
+        secret_id = self._id(role)
+        try:
+            described = self._client.describe_secret(SecretId=secret_id)
+            if PENDING not in described.get("VersionIdsToStages", {}).get(version_id, ()):
                 return
-            params = {"SecretId": secret_id, "VersionStage": CURRENT, "MoveToVersionId": version_id}
-            if current:
-                params["RemoveFromVersionId"] = current
-            self._client.update_secret_version_stage(**params)
+            self._client.update_secret_version_stage(
+                SecretId=secret_id, VersionStage=PENDING, RemoveFromVersionId=version_id
+            )
         except ClientError as exc:
             raise translate(exc, "UpdateSecretVersionStage") from exc
 

@@ -262,13 +262,24 @@ class SimSwarm(Orchestrator):
             del self._in_swarm[node.instance_id]  # the node finds itself out when it comes back
         self._settle()
 
-    def rotate_token(self, role: Role, version_id: str) -> None:
+    def rotate_token(self, role: Role, version_id: str, current: SecretStr | None = None) -> None:
         self._command_manager()
         if self._read_pending is not None:  # a retried rotation step: the cluster already has it
             pending = self._read_pending(role, version_id)
             if pending is not None and hmac.compare_digest(pending.get_secret_value(), self._tokens[role]):
                 return
+        if current is not None and not hmac.compare_digest(current.get_secret_value(), self._tokens[role]):
+            # an earlier attempt rotated: store what the cluster holds instead of rotating again
+            self._stored[(role, version_id)] = self._tokens[role]
+            self._store_token(role, SecretStr(self._tokens[role]), version_id)
+            return
         self._tokens[role] = self._new_token()
+        self._stored[(role, version_id)] = self._tokens[role]
+        self._store_token(role, SecretStr(self._tokens[role]), version_id)
+
+    def sync_token(self, role: Role, version_id: str) -> None:
+        """The node stores the cluster's current token as pending ``version_id``."""
+        self._command_manager()
         self._stored[(role, version_id)] = self._tokens[role]
         self._store_token(role, SecretStr(self._tokens[role]), version_id)
 

@@ -10,9 +10,14 @@ nowhere else. The texts were captured from docker 20.10 (tests/swarm/captured/do
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+
+from pydantic import SecretStr
 
 from autojoin.domain.model import Role
 from autojoin.errors import (
@@ -343,8 +348,20 @@ class SwarmOrchestrator(Orchestrator):
         out = self._docker_on_manager("node", "ps", "--filter", "desired-state=running", "-q", node_id).stdout
         return len(out.split())
 
-    def rotate_token(self, role: Role, version_id: str) -> None:
-        self._agent_on_manager(["rotate", "--role", role.value, "--version-id", version_id])
+    def rotate_token(self, role: Role, version_id: str, current: SecretStr | None = None) -> None:
+        args = ["rotate", "--role", role.value, "--version-id", version_id]
+        if current is not None:
+            # The node compares the swarm's token with AWSCURRENT without either crossing SSM: a fresh
+            # random nonce and HMAC-SHA256(nonce, AWSCURRENT) travel instead (node/agent.py token_mac).
+            nonce = secrets.token_hex(16)
+            mac = hmac.new(
+                bytes.fromhex(nonce), current.get_secret_value().encode(), hashlib.sha256
+            ).hexdigest()
+            args += ["--nonce", nonce, "--current-mac", mac]
+        self._agent_on_manager(args)
+
+    def sync_token(self, role: Role, version_id: str) -> None:
+        self._agent_on_manager(["sync-token", "--role", role.value, "--version-id", version_id])
 
     def token_works(self, role: Role, version_id: str) -> bool:
         return bool(
