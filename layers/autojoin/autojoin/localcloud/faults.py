@@ -34,6 +34,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 SERVICES = ("autoscaling", "ec2", "dynamodb", "secretsmanager", "ssm")
+INJECTED_MARK = "injected by the local cloud's fault plan"  # in every injected error's message
+KILLED_MARK = "killed by the local cloud's fault plan"
 _LEGACY_ATTEMPTS = 5  # botocore's default (legacy) retry mode: 1 call + 4 retries
 _SERVER_ERRORS = (("InternalFailure", 500), ("ServiceUnavailable", 503))
 _THROTTLE_CODES = {
@@ -115,7 +117,7 @@ class Faults:
         op = model.name
         if run.die_at is not None and run.calls >= run.die_at:
             self.log.append(f"kill {run.function} before call {run.calls + 1} ({service}.{op})")
-            raise FunctionKilled(f"{run.function} killed before {service}.{op}")
+            raise FunctionKilled(f"{run.function} killed before {service}.{op} ({KILLED_MARK})")
         run.calls += 1
         plan = self.plan
         if service not in plan.services or (plan.operations and op not in plan.operations):
@@ -136,7 +138,7 @@ class Faults:
         code, status = fault
         self.log.append(f"{code} {run.function} {service}.{op}")
         return _Response(status), {
-            "Error": {"Code": code, "Message": f"injected by the local cloud's fault plan ({code})"},
+            "Error": {"Code": code, "Message": f"{INJECTED_MARK} ({code})"},
             "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": attempts - 1},
         }
 

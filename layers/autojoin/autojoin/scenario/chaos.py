@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from autojoin.localcloud.faults import FaultPlan
+from autojoin.localcloud.faults import INJECTED_MARK, KILLED_MARK, FaultPlan
 from autojoin.scenario.model import parse_scenario
 
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
@@ -35,9 +35,11 @@ _SKIPPED = (
     "InService instance(s) match",
     "is not an InService instance",
     "has no leader to select",
-    # a step the world refused because AWS failed it (a rotation step hit by an injected 5xx, say):
-    # Secrets Manager marks that rotation failed; what autojoin did about it is what the invariants check
-    "injected by the local cloud's fault plan",
+    # a step the world refused because AWS failed it (a rotation step hit by an injected 5xx, or its
+    # function killed): Secrets Manager marks that rotation failed; what autojoin did about it is what
+    # the invariants check
+    INJECTED_MARK,
+    KILLED_MARK,
 )
 
 
