@@ -51,6 +51,11 @@ class FunctionKilled(BaseException):
     """The function's container died (timeout, out of memory) before its next AWS call."""
 
 
+class FunctionCrashed(Exception):
+    """What Lambda reports for a killed invocation (Sandbox.Timedout / Runtime.ExitError): a failure its
+    retries and failure destination handle, and the error a synchronous caller gets."""
+
+
 class KillPoint(BaseModel):
     """Kill the ``invocation``-th run (1-based, counting every attempt) of ``function`` before its
     ``after_calls``-th AWS call (0: before its first)."""
@@ -207,7 +212,7 @@ def install(cloud: Any, plan: FaultPlan) -> Faults:
         try:
             return call(fn, event)  # type: ignore[no-any-return]
         except FunctionKilled as exc:
-            return None, exc, 0.0
+            return None, FunctionCrashed(str(exc)), 0.0
         finally:
             faults.stack.pop()
 
