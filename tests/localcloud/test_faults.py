@@ -171,3 +171,22 @@ def test_every_event_repeated_still_completes_each_action_once() -> None:
     result = simulate(loaded, template=TEMPLATE)
     assert any(line.startswith("duplicated") for line in result.faults)
     assert result.passed, [str(v) for v in result.all_violations] + [str(c) for _, c in result.failed_checks]
+
+
+def test_a_launch_whose_lambda_attempts_all_die_is_completed_by_the_reconciler() -> None:
+    kills = [{"function": "OnLaunchFunction", "invocation": n, "after_calls": 2} for n in (1, 2, 3)]
+    loaded = _scenario(
+        {
+            "cluster": {"cluster": "demo", "managers": 3, "workers": 0},
+            "settle": 1800,
+            "steps": [{"at": 60, "action": "scale", "group": "worker", "desired": 1}],
+            "faults": {"kills": kills},
+            "expect": {"workers": 1, "pending_actions": 0, "lifecycle": {"CONTINUE": 1, "ABANDON": 0}},
+        }
+    )
+    result = simulate(loaded, template=TEMPLATE)
+    # the first run dies half way; the reconciler's tick finds the waiting launch and joins it, so the
+    # later attempts (killed too if they get as far) have nothing left to do
+    assert result.faults[0].startswith("kill OnLaunchFunction before call 3")
+    assert result.steps[0].functions.get("ReconcileFunction", 0) >= 1
+    assert result.passed, [str(v) for v in result.all_violations] + [str(c) for _, c in result.failed_checks]
