@@ -100,8 +100,10 @@ def test_a_late_event_for_a_member_changes_nothing(tmp_path: Path) -> None:
     result = invoke(str(EVENTS / "autoscaling_launch_manager.json"), "--state", str(state), "--json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert doc["decision"]["outcome"] == "already_member"
-    assert doc["decision"]["completion"] == "already_done"  # "No active Lifecycle Action found": done
+    # the handler's own answer to a late notice: the instance is InService, nothing is offered to join
+    assert doc["decision"]["outcome"] == "ignored", doc["decision"]
+    assert "InService" in doc["decision"]["reason"]
+    assert "i-00000000000000104 is already InService: the event arrives late (no open action)" in doc["setup"]
     assert doc["lifecycle"] == []
     assert doc["cluster"]["managers"] == 4
 
@@ -217,7 +219,7 @@ def test_no_cluster_yet_the_first_manager_bootstraps_and_a_worker_waits(tmp_path
     assert any(c["operation"] == "RecordLifecycleActionHeartbeat" for c in doc["calls"])
 
 
-def test_a_rotation_step_without_a_cluster_is_reported_as_the_function_s_error(tmp_path: Path) -> None:
+def test_a_rotation_step_without_a_cluster_is_the_function_s_decision(tmp_path: Path) -> None:
     state = tmp_path / "empty.yaml"
     state.write_text("exists: false\nmanagers: 0\nworkers: 0\n")
     result = invoke(
@@ -225,8 +227,9 @@ def test_a_rotation_step_without_a_cluster_is_reported_as_the_function_s_error(t
     )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["decision"] == {
-        "error": "Unreachable",
-        "function": "RotateTokensFunction",
+        "role": "manager",
+        "step": "createSecret",
+        "action": "no cluster yet: nothing to rotate or test",
     }
 
 

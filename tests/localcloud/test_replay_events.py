@@ -46,12 +46,18 @@ def replay(name: str, *extra: str) -> dict[str, Any]:
     return doc
 
 
-def decided_by(doc: dict[str, Any], function: str) -> dict[str, Any]:
-    """A wired handler's decision: it names an outcome, and only ``function`` ran, without error."""
+def decided_by(doc: dict[str, Any], function: str, *, then: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A wired handler's decision: ``function`` ran first, without error, and decided (an outcome; the
+    reconciler reports its pass instead); after it only ``then`` ran (what its decision caused)."""
     d = doc["decision"]
-    assert isinstance(d, dict) and isinstance(d.get("outcome"), str) and d["outcome"], d
+    assert isinstance(d, dict), d
+    if function == "ReconcileFunction":
+        assert d.get("cluster") == "demo" and isinstance(d.get("dry_run"), bool), d
+    else:
+        assert isinstance(d.get("outcome"), str) and d["outcome"], d
     ran = [(i["function"], i["error_type"]) for i in doc["invocations"]]
-    assert ran and all(ran_fn == function and error is None for ran_fn, error in ran), ran
+    assert ran and ran[0] == (function, None), ran
+    assert all(fn in then | {function} and error is None for fn, error in ran[1:]), ran
     return d
 
 
@@ -129,7 +135,7 @@ def test_test_notification_reaches_the_lifecycle_handler_and_completes_nothing()
 def test_terminate_lifecycle_actions(name: str) -> None:
     doc = replay(name)
     if "OnTerminateFunction" in template_functions():
-        decided_by(doc, "OnTerminateFunction")
+        decided_by(doc, "OnTerminateFunction", then=frozenset({"ReconcileFunction", "OnLaunchFunction"}))
         ran = [i["function"] for i in doc["invocations"]]
         assert ran[0] == "OnTerminateFunction"
         # what follows is what the terminate caused: the reconciler hearing the results, and the launch of

@@ -44,7 +44,8 @@ def amis_path() -> str:
 def prepare() -> None:
     """Point moto at the small AMI list (if moto's EC2 models are not loaded yet), share one botocore
     model loader among every session of the process, and load moto's bulky data on first use."""
-    if "moto.ec2.models.amis" not in sys.modules:
+    if "moto.ec2.models.amis" not in sys.modules and os.path.isfile(amis_path()):
+        # (absent when only the product's modules come from a built layer: moto keeps its own list)
         os.environ.setdefault(AMIS_VARIABLE, amis_path())
     share_botocore_loader()
     _share_client_classes()
