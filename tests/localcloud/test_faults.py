@@ -192,14 +192,6 @@ def test_a_launch_whose_lambda_attempts_all_die_is_completed_by_the_reconciler()
     assert result.passed, [str(v) for v in result.all_violations] + [str(c) for _, c in result.failed_checks]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a terminate lifecycle event that EventBridge loses is never worked — the guard's "
-    "schedule tick works only removals it has a record of and does not sweep Terminating:Wait instances "
-    "(the reconciler does this for launches), so the hook times out (a worker terminated undrained; a "
-    "manager left to its DefaultResult/retention). Found by simulate --chaos 8 --seed 900 --throttle 0.03 "
-    "--no-sdk-retries --duplicate 0.5 --lose 0.1 (timeline 0).",
-)
 def test_a_lost_terminate_event_is_still_worked_before_its_hook_times_out() -> None:
     loaded = _scenario(
         {

@@ -7,6 +7,7 @@ from tests.fakes import FakeFleet, FakeState
 from tests.unit.sim.sim_harness import Harness
 
 from autojoin.domain.model import InstanceInfo, LifecycleAction, LifecycleKind, LifecycleResult, Role
+from autojoin.ports import CompletionOutcome
 from autojoin.services.removal import Outcome, RemovalConfig, RemovalService
 
 ZONES = ("a", "b", "c")
@@ -187,3 +188,26 @@ def test_a_worker_drain_is_bounded_and_keeps_the_hook_alive() -> None:
     assert decision.steps[:2] == ("drain", "leave")
     # 300 s of drain at one heartbeat a minute
     assert w.fleet.heartbeats.count("i-w1") == int(w.svc.config.drain_timeout // w.svc.config.heartbeat_every)
+
+
+def test_the_tick_works_terminate_actions_whose_event_was_lost_once() -> None:
+    w = World(workers=2)
+    w.fleet.add_group("other-worker", "other", Role.WORKER, ZONES)
+    w.fleet.by_id["i-x1"] = InstanceInfo(
+        instance_id="i-x1", az="a", group="other-worker", lifecycle_state="Terminating:Wait"
+    )
+    w.fleet.open_actions.add("i-x1")
+    late = {iid: w.terminate(iid) for iid in ("i-m4", "i-w1")}  # their events never arrive
+    report = w.svc.tick("guard")
+    swept = {d.instance_id: d for d in report.resumed}
+    assert set(swept) == {"i-m4", "i-w1"}  # not the other cluster's instance
+    assert swept["i-m4"].steps == ("drain", "demote", "demotion-effective", "leave", "rm")
+    assert swept["i-w1"].outcome is Outcome.REMOVED and swept["i-w1"].steps[:2] == ("drain", "leave")
+    assert {"i-m4", "i-w1"}.isdisjoint(w.roles())
+    assert w.fleet.open_actions == {"i-x1"}
+    # the lost events arrive late after all: nothing is completed twice
+    for action in late.values():
+        assert w.svc.handle(action, "h1").completion is CompletionOutcome.ALREADY_DONE
+    done = [(i, o) for i, _, o in w.fleet.completions if o is CompletionOutcome.COMPLETED]
+    assert sorted(done) == [("i-m4", CompletionOutcome.COMPLETED), ("i-w1", CompletionOutcome.COMPLETED)]
+    assert w.state.leases == {}

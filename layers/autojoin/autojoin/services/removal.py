@@ -12,7 +12,9 @@ Worker: drain (bounded by ``drain_timeout``, heartbeats meanwhile), leave, ``nod
 A terminate into a warm pool is not a removal (CONTINUE). An action of another hook, another group or
 another cluster is never completed.
 
-:meth:`RemovalService.tick` (the schedule, and the reconciler) works the waiting removals, removes the
+:meth:`RemovalService.tick` (the schedule, and the reconciler) works the waiting removals, works the
+instances waiting in Terminating:Wait that have no record (their event was lost: the same path as the
+event, completed by instance id), removes the
 nodes of instances that are gone (demoting dead managers first, when that is safe), and lifts scale-in
 protection from at most one manager at a time — the one the guard chose — when the manager group wants
 fewer than it has (managers launch protected, so Auto Scaling can only take the one autojoin released).
@@ -514,7 +516,7 @@ class RemovalService:
     # --- the periodic pass -------------------------------------------------------------------------
     def tick(self, holder: str) -> TickReport:
         """Waiting removals, dead-node cleanup, scale-in protection (see the module docstring)."""
-        resumed = tuple(self.resume_waiting(holder))
+        resumed = (*self.resume_waiting(holder), *self.sweep_unrecorded(holder))
         try:
             members = list(self.orchestrator.members())
         except (NoLeader, Unreachable) as exc:
@@ -539,6 +541,31 @@ class RemovalService:
             return list(self._work(holder).values())
         finally:
             self.state.release_lease(cfg.cluster, holder)
+
+    def sweep_unrecorded(self, holder: str) -> list[RemovalDecision]:
+        """Work the instances of the cluster's groups that wait in Terminating:Wait with no removal record:
+        their terminate event was lost (EventBridge, a failed invocation). Each is worked exactly as the
+        event of autojoin's own terminate hook would be (:meth:`handle`), completed by instance id (it has
+        no token). A duplicate or late event afterwards finds the action already finished."""
+        cfg = self.config
+        recorded = {a.instance_id for a, _ in self.state.removals(cfg.cluster)}
+        out: list[RemovalDecision] = []
+        for group in self.fleet.cluster_groups(cfg.cluster):
+            if group.role is None:
+                continue
+            for i in self.fleet.instances(group.name):
+                if i.lifecycle_state != "Terminating:Wait" or i.instance_id in recorded:
+                    continue
+                action = LifecycleAction(
+                    kind=LifecycleKind.TERMINATING,
+                    group=group.name,
+                    instance_id=i.instance_id,
+                    hook=cfg.terminate_hook,
+                )
+                decision = self.handle(action, holder)
+                recorded |= {decision.instance_id, *(d.instance_id for d in decision.also)}
+                out += [replace(decision, also=()), *decision.also]
+        return out
 
     def remove_dead_nodes(self, holder: str, members: Sequence[Member] | None = None) -> list[DeadNode]:
         """Remove the nodes whose instance is gone (terminated, or unknown to EC2) and that show Down:
