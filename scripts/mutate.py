@@ -118,7 +118,8 @@ def not_killed(path: str) -> list[str]:
     if not saved_file.exists():
         return []
     saved: dict[str, dict[str, str]] = json.loads(saved_file.read_text())
-    return [name for name, entry in saved.items() if entry["status"] not in KILLED]
+    skip = KILLED | {"not checked"}
+    return [name for name, entry in saved.items() if entry["status"] not in skip]
 
 
 def module_of(path: str) -> str:
@@ -159,20 +160,24 @@ def diff_of(name: str) -> str:
     return "\n".join(changed)
 
 
-def save_results(path: str) -> None:
+def save_results(path: str, only: list[str] | None = None) -> None:
     """Keep one file's outcome (status per mutant, diffs of the survivors) beside the staging directory, so
     a later run of another file does not lose it."""
     from mutmut.stats import status_by_exit_code  # only where mutmut is installed
 
     meta = STAGE / "mutants" / "src" / "autojoin" / f"{path}.meta"
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
-    saved = {}
+    saved_file = RESULTS / (path.replace("/", ".") + ".json")
+    saved: dict[str, dict[str, str]] = {}
+    if only is not None and saved_file.exists():  # --retest: update the retested mutants only
+        saved = json.loads(saved_file.read_text())
+        codes = {name: code for name, code in codes.items() if name in only}
     for name, code in sorted(codes.items()):
         status = status_by_exit_code[code]
         keep_diff = status not in KILLED and status != "not checked"
         saved[name] = {"status": status, "diff": diff_of(name) if keep_diff else ""}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / (path.replace("/", ".") + ".json")).write_text(json.dumps(saved, indent=1, ensure_ascii=False))
+    saved_file.write_text(json.dumps(saved, indent=1, ensure_ascii=False))
 
 
 def plain_name(name: str) -> str:
@@ -253,17 +258,20 @@ def main() -> int:
         refresh_tests()
         for path in chosen:
             names = not_killed(path)
+            if names and not (STAGE / "mutants" / "src" / "autojoin" / f"{path}.meta").exists():
+                print(f"error: {path} is not staged now: run make mutate FILES={path}", file=sys.stderr)
+                return 2
             if names:
                 code = run_mutmut(path, names)
-                if code not in (0, 1):
+                if code != 0:
                     print(f"error: mutmut stopped with exit code {code} on {path}", file=sys.stderr)
                     return 2
-                save_results(path)
+                save_results(path, only=names)
     elif not args.report_only:
         stage(chosen, tests)
         for path in chosen:
             code = run_mutmut(path)
-            if code not in (0, 1):
+            if code != 0:
                 print(f"error: mutmut stopped with exit code {code} on {path}", file=sys.stderr)
                 return 2
             save_results(path)

@@ -47,7 +47,7 @@ MUTANTS = [
     Mutant(
         "launch: no readiness wait",
         "services/launch.py",
-        "            self._await_ready(node_id, role)\n",
+        "            self._await_ready(node_id, role, iid)\n",
         "            pass\n",
         (
             EDGES + "test_a_node_that_never_shows_ready_is_abandoned_after_the_join_wait",
@@ -104,8 +104,8 @@ MUTANTS = [
         "launch: a booting node whose hook ended is deferred anyway",
         "services/launch.py",
         "            if waiting.outcome is Outcome.GONE:\n                return waiting\n"
-        '            raise JoinDeferred(f"{iid}',
-        '            raise JoinDeferred(f"{iid}',
+        '            raise JoinDeferred(f"{iid} cannot run commands yet;',
+        '            raise JoinDeferred(f"{iid} cannot run commands yet;',
         (EDGES + "test_a_booting_node_whose_hook_already_ended_is_gone_not_deferred",),
     ),
     Mutant(
@@ -129,6 +129,24 @@ MUTANTS = [
         "services/launch.py",
         'Outcome.GONE, "lifecycle action already finished", instance.instance_id, role',
         'Outcome.GONE, "lifecycle action already finished", None, role',
+        (EDGES + "test_each_path_gives_its_reason",),
+    ),
+    Mutant(
+        "launch (make mutate survivor): a GONE decision without its role",
+        "services/launch.py",
+        'Outcome.GONE, "lifecycle action already finished", instance.instance_id, role',
+        'Outcome.GONE, "lifecycle action already finished", instance.instance_id, None',
+        (EDGES + "test_each_path_gives_its_reason",),
+    ),
+    Mutant(
+        "launch (make mutate survivor): a PENDING decision without its role",
+        "services/launch.py",
+        '            f"{why}: waiting (hook kept alive)",\n'
+        "            instance.instance_id,\n"
+        "            role,\n",
+        '            f"{why}: waiting (hook kept alive)",\n'
+        "            instance.instance_id,\n"
+        "            None,\n",
         (EDGES + "test_each_path_gives_its_reason",),
     ),
     Mutant(
@@ -177,8 +195,12 @@ MUTANTS = [
     Mutant(
         "entrypoints: the rejection reason becomes None",
         "entrypoints.py",
-        'return {"outcome": "rejected", "reason": str(exc)}',
-        'return {"outcome": "rejected", "reason": None}',
+        'count("BadInput")\n        return {"outcome": "rejected", "reason": str(exc)}\n'
+        "    logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id,"
+        ' asg=action.group)\n    logger.debug("launch action"',
+        'count("BadInput")\n        return {"outcome": "rejected", "reason": None}\n'
+        "    logger.append_keys(cluster=deps.settings.cluster, instance_id=action.instance_id,"
+        ' asg=action.group)\n    logger.debug("launch action"',
         (EVENTS + "test_on_launch_answers_rejected_input_with_the_reason",),
     ),
     Mutant(
@@ -187,6 +209,31 @@ MUTANTS = [
         '"nothing to set: the swarm already uses the pending token"',
         '""',
         ("tests/unit/services/test_rotation.py::test_four_steps_rotate_the_worker_token",),
+    ),
+    Mutant(
+        "rotation (make mutate survivor): an already-current decision without its role",
+        "services/rotation.py",
+        'return RotationDecision(role, the_step, "version is already AWSCURRENT: nothing to do")',
+        'return RotationDecision(None, the_step, "version is already AWSCURRENT: nothing to do")',
+        ("tests/unit/services/test_rotation_messages.py::test_each_step_says_what_it_did",),
+    ),
+    Mutant(
+        "rotation (make mutate survivor): a retried create without its role",
+        "services/rotation.py",
+        'return RotationDecision(role, the_step, "pending token already stored: nothing to do")',
+        'return RotationDecision(None, the_step, "pending token already stored: nothing to do")',
+        (
+            "tests/unit/services/test_rotation_messages.py::test_a_retried_create_step_says_the_pending_token_is_there",
+        ),
+    ),
+    Mutant(
+        "rotation (make mutate survivor): a retried create without its step",
+        "services/rotation.py",
+        'return RotationDecision(role, the_step, "pending token already stored: nothing to do")',
+        'return RotationDecision(role, None, "pending token already stored: nothing to do")',
+        (
+            "tests/unit/services/test_rotation_messages.py::test_a_retried_create_step_says_the_pending_token_is_there",
+        ),
     ),
     Mutant(
         "cli: --version prints another version",

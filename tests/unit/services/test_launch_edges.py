@@ -303,6 +303,10 @@ def test_each_path_gives_its_reason(world: World) -> None:
     boot = handle(world.launch(Role.MANAGER, "us-east-1a"))
     assert boot.reason == "first manager: initialised the cluster"
     assert [d.reason for d in boot.also_joined] == ["joined as worker"]
+    # a retry that finds it joined while its launch is still in Pending:Wait (the completion not yet seen)
+    world.fleet.by_id[early.instance_id] = world.fleet.by_id[early.instance_id].model_copy(
+        update={"lifecycle_state": "Pending:Wait"}
+    )
     assert handle(early).reason == "already a member with the right role"
     warm = world.launch(Role.WORKER, "us-east-1b").model_copy(update={"destination": "WarmPool"})
     assert handle(warm).reason == "launch into the warm pool is not a join"

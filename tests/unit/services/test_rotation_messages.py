@@ -62,4 +62,20 @@ def test_each_step_says_what_it_did(service: tuple[RotationService, SimSwarm]) -
         {"role": "worker", "step": "finishSecret", "action": "AWSCURRENT moved to the new version"},
     ]
     again = rotation.handle(WRK_ARN, V2, "createSecret")
-    assert (again.step, again.action) == (Step.CREATE, "version is already AWSCURRENT: nothing to do")
+    assert again.to_dict() == {
+        "role": "worker",
+        "step": "createSecret",
+        "action": "version is already AWSCURRENT: nothing to do",
+    }
+
+
+def test_a_retried_create_step_says_the_pending_token_is_there(
+    service: tuple[RotationService, SimSwarm],
+) -> None:
+    rotation, _swarm = service
+    rotation.handle(MGR_ARN, V2, "createSecret")
+    assert rotation.handle(MGR_ARN, V2, "createSecret").to_dict() == {
+        "role": "manager",
+        "step": "createSecret",
+        "action": "pending token already stored: nothing to do",
+    }
