@@ -26,10 +26,9 @@ from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
 
-from autojoin.cachedir import cache_dir
-
 LOCAL_BUCKET = "localcloud"
 NO_VALUE = object()
+CACHE_VARIABLE = "AUTOJOIN_CACHE_DIR"
 _CACHE_FORMAT = "1"  # bump when what load_template hands to the transform changes
 
 
@@ -116,6 +115,15 @@ def _local_code(doc: dict[str, Any], base: Path) -> dict[str, Path]:
             if isinstance(uri, str) and not uri.startswith("s3://"):
                 props["ContentUri"] = f"s3://{LOCAL_BUCKET}/{uri.strip('/')}"
     return code_dirs
+
+
+def cache_dir() -> Path | None:
+    """Where transformed templates are cached; None when caching is off."""
+    configured = os.environ.get(CACHE_VARIABLE)
+    if configured is not None:
+        return None if configured.strip().lower() in {"", "off", "0", "no"} else Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "autojoin"
 
 
 def _cache_entry(text: str, params: Mapping[str, Any]) -> Path | None:

@@ -150,8 +150,6 @@ def _lazy_instance_type_offerings() -> None:
             *_, location_type, file = resource.split("/")
             paths.setdefault(location_type, {})[file.split(".")[0]] = resource
             return []
-        if resource == INSTANCE_TYPES_RESOURCE:
-            return decoded_resource(resource, original)
         return original(resource)
 
     moto_utils.load_resource = deferred
@@ -163,73 +161,6 @@ def _lazy_instance_type_offerings() -> None:
         instance_types.INSTANCE_TYPE_OFFERINGS[location_type] = _LazyOfferings(
             location_type, regions, original
         )
-
-
-INSTANCE_TYPES_RESOURCE = "ec2/resources/instance_types.json"
-_DECODED_FORMAT = "1"  # bump when what decoded_resource stores changes
-
-
-def decoded_resource(resource: str, load: Any) -> Any:
-    """``load(resource)`` (moto's gzipped-JSON reader), kept decoded on disk: moto's instance-type list
-    (1 MB of JSON that moto reads at import, 0.3 s) loads from a ``marshal`` copy in a third of that.
-
-    The copy lives in the template cache's folder (``$AUTOJOIN_CACHE_DIR``, ``off`` disables it) and is
-    keyed on the source file's path, size and modification time, moto's version and the Python
-    version (marshal's format), so a changed file or another moto never reads an old copy. JSON
-    decodes to dicts, lists, strings, numbers, booleans and None only, which marshal keeps as they are
-    (dict order included). A copy that cannot be read or written is ignored.
-    """
-    import marshal
-
-    from autojoin.cachedir import cache_dir
-
-    folder = cache_dir()
-    source = _resource_file(resource)
-    if folder is None or source is None:
-        return load(resource)
-    entry = None
-    try:
-        entry = _decoded_entry(folder, source)
-        with open(entry, "rb") as fp:
-            # the user's own cache folder, a file this function wrote: data only (marshal runs no code)
-            cached = marshal.load(fp)  # noqa: S302
-        if isinstance(cached, dict):
-            return cached
-    except (OSError, ValueError, EOFError, TypeError):
-        pass
-    data = load(resource)
-    if entry is None:
-        return data
-    try:
-        os.makedirs(folder, exist_ok=True)
-        partial = f"{entry}.{os.getpid()}.tmp"
-        with open(partial, "wb") as fp:
-            marshal.dump(data, fp)
-        os.replace(partial, entry)  # atomic: a concurrent reader sees the whole copy or none
-    except (OSError, ValueError):
-        pass  # a copy that cannot be written is no copy
-    return data
-
-
-def _decoded_entry(folder: Any, source: str) -> str:
-    import hashlib
-
-    import moto
-
-    stat = os.stat(source)
-    key = repr((_DECODED_FORMAT, source, stat.st_size, stat.st_mtime_ns, moto.__version__, sys.version))
-    return os.path.join(folder, f"moto-{hashlib.sha256(key.encode()).hexdigest()}.marshal")
-
-
-def _resource_file(resource: str) -> str | None:
-    """The file moto's ``load_resource`` reads for ``resource`` (the .gz first, as moto does)."""
-    import moto
-
-    base = os.path.join(os.path.dirname(moto.__file__), resource)
-    for candidate in (base if base.endswith(".gz") else f"{base}.gz", base):
-        if os.path.isfile(candidate):
-            return candidate
-    return None
 
 
 class _LazyKey:
