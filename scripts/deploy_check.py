@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def main() -> int:
         print("error: autojoin was imported before the built layer was put first", file=sys.stderr)
         return 2
     sys.path.insert(0, str(layer))
+    # Package data that never ships (the local cloud's one-image AMI list) is found by
+    # importlib.resources in the first folder of ``autojoin.__path__`` (the layer's): name the source copy.
+    os.environ.setdefault("MOTO_AMIS_PATH", str(SOURCE_PACKAGE / "data" / "moto-amis.json"))
     import importlib
 
     # Each package of the layer, then (for what does not ship: CLI, local cloud, scenario, the simulated

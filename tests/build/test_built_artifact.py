@@ -16,6 +16,8 @@ from samtranslator.yaml_helper import yaml_parse
 from tests.build.imports import closure
 
 ROOT = Path(__file__).resolve().parents[2]
+# the first test to need a build runs `sam build` in its fixture (minutes on a fresh clone)
+pytestmark = pytest.mark.timeout(1800)
 LOCK = ROOT / "layers" / "autojoin" / "requirements.lock"
 AARCH64 = 183  # ELF e_machine
 PY312_MAGIC = (3531).to_bytes(2, "little") + b"\r\n"

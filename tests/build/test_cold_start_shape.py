@@ -18,6 +18,8 @@ import pytest
 from tests.build.test_built_artifact import functions
 
 ROOT = Path(__file__).resolve().parents[2]
+# the first test to need a build runs `sam build` in its fixture (minutes on a fresh clone)
+pytestmark = pytest.mark.timeout(1800)
 NOT_AT_IMPORT = ("aws_xray_sdk", "pydantic", "autojoin.entrypoints", "autojoin.bootstrap", "autojoin.events")
 
 _CHILD = r"""

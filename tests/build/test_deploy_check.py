@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+# the first test to need a build runs `sam build` in its fixture (minutes on a fresh clone)
+pytestmark = pytest.mark.timeout(1800)
 
 
 def test_replay_runs_through_the_built_template_and_code(check_build: Path) -> None:

@@ -68,7 +68,9 @@ def test_2_2_1_keeps_its_leader_through_the_worst_az_loss() -> None:
     assert states[0]["tolerance"]["layout"] == {"us-east-1a": 2, "us-east-1b": 2, "us-east-1c": 1}
     assert states[1]["managers"] == 3
     assert states[2]["layout"] == {"us-east-1a": 2, "us-east-1b": 2, "us-east-1c": 1}
-    assert doc["final"]["lifecycle"] == {"CONTINUE": 3, "ABANDON": 0}
+    # 3 launches, and the terminate hooks of the 3 lost instances (their dead nodes demoted and removed)
+    assert doc["final"]["lifecycle"] == {"CONTINUE": 6, "ABANDON": 0}
+    assert doc["final"]["voters"] == 5
 
 
 def test_1_1_1_1_1_keeps_its_leader_through_two_az_losses() -> None:

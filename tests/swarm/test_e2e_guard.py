@@ -104,7 +104,8 @@ def test_five_managers_2_2_1_scaled_to_three_end_1_1_1_with_every_demotion_await
     for r in removed:
         assert r["steps"] == ["drain", "demote", "demotion-effective", "leave", "rm"]
         assert r["result"] == "CONTINUE"
-        assert in_swarm(guard, r["instance_id"]) == "inactive"  # its real daemon left the swarm
+        # its real daemon left the swarm ("" once the terminated instance's daemon was stopped by the kit)
+        assert in_swarm(guard, r["instance_id"]) in {"inactive", ""}
     assert {r["instance_id"] for r in removed} < before_ids
     policy = [p for p in cloud.policy_calls if p.group == group]
     assert policy and all(p.accepted for p in policy[-2:])  # the termination policy agreed to each

@@ -184,12 +184,6 @@ def test_duplicate_event_joins_once_and_treats_already_done_as_success(world: Wo
     first = world.service.handle(action)
     again = world.service.handle(action)
     assert first.outcome is Outcome.JOINED
-    # the hook is done (the instance is InService): nothing is offered or completed again
-    assert (again.outcome, again.completion) == (Outcome.IGNORED, None)
-    # a retry whose completion was lost (the instance still in Pending:Wait): already a member, done
-    iid = action.instance_id
-    world.fleet.by_id[iid] = world.fleet.by_id[iid].model_copy(update={"lifecycle_state": "Pending:Wait"})
-    again = world.service.handle(action)
     assert (again.outcome, again.completion) == (Outcome.ALREADY_MEMBER, CompletionOutcome.ALREADY_DONE)
     assert len(world.swarm.members()) == 2
     assert [r for _i, r in world.handoff.offered].count(Role.WORKER) == 1

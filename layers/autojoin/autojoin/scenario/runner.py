@@ -261,7 +261,6 @@ def simulate(
     with World(scenario.cluster, seed=the_seed, template=template) as world:
         runner = _Runner(world)
         injected = install_faults(world.cloud, plan) if plan is not None and plan.active else None
-        world.cloud.enable_schedules()  # the template's rate() rules run on the simulated clock
         current: list[int | None] = [None]
         watched: list[Violation] = []
 

@@ -8,8 +8,10 @@ Flow for one launch lifecycle action (docs/token-delivery.md has the security si
 3. No cluster yet: a manager claims the bootstrap (conditional write; exactly one wins) and runs init;
    everyone else is recorded as pending (with a heartbeat) and joined by whoever finishes the bootstrap
    (or, for launches a lost event left behind, by the reconciler).
-4. The event's instance must be a member of the event's group and in Pending:Wait (else: ignored,
-   nothing is offered): a ticket is only ever written for an instance the group is launching.
+4. The event's instance must be a member of the event's group (else: ignored), and a ticket is only ever
+   written for it while it is in Pending:Wait (a late duplicate may find it a member already: labelled
+   and completed again, nothing offered). A pending record is worked again only for an instance of its
+   group that is still launching or in service, with the role read again from the group's tags.
 5. Join: put a read-once ticket in the instance's own hand-off slot, have the node take it and join,
    withdraw whatever is left; a refused (just-rotated) token is refreshed and tried once more, and a
    token refused twice (a rotation is half-way) defers the launch rather than abandon it.
@@ -58,6 +60,9 @@ from autojoin.ports import (
 
 SWARM_PORT = 2377
 PENDING_WAIT = "Pending:Wait"
+# a pending record is worked only for an instance still launching, or in service (the reconciler records an
+# in-service instance the swarm lost, to join it again): never one terminating, detaching or on standby
+REJOINABLE = frozenset({PENDING_WAIT, "InService"})
 
 
 class Outcome(StrEnum):
@@ -166,7 +171,7 @@ class LaunchService:
         instance = self.fleet.instance(action.instance_id)
         if instance is None or instance.gone:
             return LaunchDecision(Outcome.GONE, "instance is gone: nothing to do", action.instance_id, role)
-        mismatch = _not_launching_in(instance, action.group)
+        mismatch = _not_in_group(instance, action.group)
         if mismatch:
             return LaunchDecision(
                 Outcome.IGNORED,
@@ -181,19 +186,24 @@ class LaunchService:
             if role is Role.MANAGER and self._claim_bootstrap(instance.instance_id):
                 return self._bootstrap(action, group, instance, time_left)
             return self._wait(action, role, instance, "the cluster has no manager yet")
-        decision = self._join(action, group, role, instance)
-        if decision.outcome is Outcome.PENDING:
+        # a ticket only for an instance the group is launching; a late duplicate of a finished launch may
+        # still find the instance a member (labelled, completed again), but is offered nothing
+        decision = self._join(
+            action, group, role, instance, may_offer=instance.lifecycle_state == PENDING_WAIT
+        )
+        if decision.outcome in {Outcome.PENDING, Outcome.IGNORED}:
             return decision
         self.state.remove_pending(self.config.cluster, instance.instance_id)  # if an earlier try left it
         pending = self._finish_pending(time_left) if decision.outcome is Outcome.JOINED else ()
         return _with_also(decision, pending)
 
-    def finish_pending(self) -> tuple[LaunchDecision, ...]:
+    def finish_pending(self, time_left: Callable[[], float] | None = None) -> tuple[LaunchDecision, ...]:
         """Work the pending list now: the reconciler's way to finish joins that a lost, failed or exhausted
-        launch event left waiting (the same path a completed bootstrap or join takes)."""
+        launch event left waiting (the same path a completed bootstrap or join takes). ``time_left`` as
+        for ``handle``."""
         if not self.state.is_bootstrapped(self.config.cluster):
             return ()
-        return self._finish_pending()
+        return self._finish_pending(time_left)
 
     # ---------------------------------------------------------------------------------------------
     def _claim_bootstrap(self, instance_id: str) -> bool:
@@ -297,7 +307,8 @@ class LaunchService:
                 or group.role is None
                 or instance is None
                 or instance.gone
-                or _not_launching_in(instance, action.group)
+                or _not_in_group(instance, action.group)
+                or instance.lifecycle_state not in REJOINABLE
             ):
                 self.state.remove_pending(self.config.cluster, action.instance_id)
                 continue
@@ -313,7 +324,13 @@ class LaunchService:
         return tuple(out)
 
     def _join(
-        self, action: LifecycleAction, group: GroupInfo, role: Role, instance: InstanceInfo
+        self,
+        action: LifecycleAction,
+        group: GroupInfo,
+        role: Role,
+        instance: InstanceInfo,
+        *,
+        may_offer: bool = True,
     ) -> LaunchDecision:
         iid = instance.instance_id
         try:
@@ -328,6 +345,16 @@ class LaunchService:
             if existing is not None and existing.role is role:
                 node_id = existing.node_id
                 outcome, reason = Outcome.ALREADY_MEMBER, "already a member with the right role"
+            elif not may_offer:
+                return LaunchDecision(
+                    Outcome.IGNORED,
+                    f"instance {iid} is {instance.lifecycle_state or 'in no lifecycle state'}, not "
+                    f"{PENDING_WAIT}, and no member: nothing is offered",
+                    iid,
+                    role,
+                    instance.az,
+                    error="NotLaunchingInGroup",
+                )
             else:
                 node_id = self._hand_off_and_join(iid, role, members)
                 if any(m.node_id == node_id for m in members):
@@ -459,15 +486,10 @@ class _ForeignNode(OrchestratorError):
     """The node id a node reported belongs to another node: never label it (the launch is abandoned)."""
 
 
-def _not_launching_in(instance: InstanceInfo, group: str) -> str:
-    """Why ``instance`` is not being launched by ``group`` ('' when it is)."""
+def _not_in_group(instance: InstanceInfo, group: str) -> str:
+    """Why ``instance`` is not a member of ``group`` ('' when it is)."""
     if instance.group != group:
         return f"instance {instance.instance_id} is not a member of group {group}: nothing is offered"
-    if instance.lifecycle_state != PENDING_WAIT:
-        return (
-            f"instance {instance.instance_id} is {instance.lifecycle_state or 'in no lifecycle state'}, "
-            f"not {PENDING_WAIT}: nothing is offered"
-        )
     return ""
 
 
