@@ -142,6 +142,14 @@ def test_without_our_surge_six_is_the_target() -> None:
     assert step.kind is StepKind.LAUNCH and step.az == C
 
 
+def test_more_managers_than_desired_is_a_scale_in_not_a_rebalance() -> None:
+    # e.g. three terminated with decrement at once, one of them retained: 3 managers, desired 2
+    view = managers({A: 1, B: 1, C: 1})
+    group = ManagerGroup("mgr", (A, B, C), 2, 10, group_of(view, (A, B, C)).instances[:2])
+    step = next_step(view, group, surge_from=None)
+    assert step.kind is StepKind.WAIT and "guard" in step.reason
+
+
 def test_balanced_layout_needs_nothing() -> None:
     view = managers({A: 2, B: 2, C: 1})
     assert next_step(view, group_of(view, (A, B, C)), surge_from=None).kind is StepKind.NONE
@@ -240,6 +248,9 @@ def test_no_rebalance_plans_below_the_guard_s_floor() -> None:
         if n.az != C
     )
     group = ManagerGroup("mgr", (A, B, C), 2, 10, owned)
-    assert next_step(view, group, surge_from=None).kind is StepKind.RETIRE  # no floor: toward 2
+    # no floor: still no retirement toward 2 — more managers than the group wants, without the reconciler's
+    # own surge, is a scale-in, and scale-in is the guard's (its termination policy and protection release)
+    unfloored = next_step(view, group, surge_from=None)
+    assert unfloored.kind is StepKind.WAIT and unfloored.target == 2
     held = next_step(view, group, surge_from=None, floor=3)
     assert held.kind is StepKind.NONE and held.target == 3

@@ -270,7 +270,7 @@ def test_the_decision_log_is_kept_short() -> None:
     assert 0 < len(record.decisions) <= 20
 
 
-def test_a_manager_lost_from_the_swarm_is_joined_again(balanced: World) -> None:
+def test_an_in_service_instance_outside_the_swarm_is_reported_not_joined(balanced: World) -> None:
     victim = next(i for i in balanced.fleet.by_id.values() if i.group == "mgr" and i.az == C)
     node_id = balanced.swarm.node_id_of(victim.instance_id)
     assert node_id is not None
@@ -278,14 +278,9 @@ def test_a_manager_lost_from_the_swarm_is_joined_again(balanced: World) -> None:
     balanced.swarm.leave(victim.instance_id)
     balanced.clock.advance(120)
     balanced.swarm.remove(node_id)  # gone from the member list; the instance stays InService
-    first = balanced.service().run()
-    assert first.voters == 4 and any("in service, not in the swarm" in a for a in first.actions)
-    members = {m.instance_id for m in balanced.swarm.members()}
-    assert victim.instance_id not in members, "recorded first, joined by the next run"
-    second = balanced.service().run()
-    assert [d.outcome for d in second.joined] == [Outcome.JOINED]
-    snap = balanced.state.snapshot("demo")
-    assert snap is not None and len(snap.managers(healthy_only=True)) == 5  # the join path saved it again
-    third = balanced.service().run()
-    assert third.voters == 5 and third.healthy_managers == 5
-    assert third.layout == {A: 2, B: 2, C: 1}
+    for _ in range(2):
+        report = balanced.service().run()
+    assert report.voters == 4 and report.joined == ()
+    assert balanced.state.pending("demo") == [], "no ticket for an instance its group is not launching"
+    record = balanced.state.records["demo"]
+    assert any(d.kind == "not-in-swarm" and victim.instance_id in d.detail for d in record.decisions)

@@ -89,6 +89,9 @@ def chaos_command(
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
     def show(o: chaos.Outcome) -> None:
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(o.faults.items())) or "none"
+        verdict = "ok" if o.passed else "FAILED"
+        typer.echo(f"timeline {o.index + 1}/{count}: {verdict} (faults: {faults})", err=True)
         if as_json or o.passed:
             return
         where = f" -> {o.saved}" if o.saved else ""
@@ -137,7 +140,8 @@ def chaos_command(
         typer.echo(
             f"chaos: {count} timeline(s), seed {seed}, {what}: "
             f"{count - len(failed)} passed, {len(failed)} failed; "
-            f"injected {injected or 'nothing'}; {skipped} step(s) without a target skipped"
+            f"injected {injected or 'nothing'}; "
+            f"{skipped} step(s) skipped (no target, or refused by an injected AWS error)"
         )
     if failed:
         raise typer.Exit(EXIT_FAILED)

@@ -325,6 +325,15 @@ def next_step(
     def safe(after: dict[str, int]) -> bool:
         return sum(after.values()) >= 1 and zone_failures_tolerated(after) >= floor
 
+    if count > target and surge_from is None:
+        return RebalanceStep(
+            StepKind.WAIT,
+            f"{count} managers for a desired {target}: a scale-in is the guard's (termination policy), "
+            "not a rebalance",
+            target=target,
+            goal=goal,
+            plan=lines,
+        )
     if count > target:  # our surge is in place: the next step is a removal from an over-full AZ
         options = sorted(
             (

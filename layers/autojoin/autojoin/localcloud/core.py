@@ -81,6 +81,7 @@ class EngineCore:
         self.zones_down: set[str] = set()
         self._reconcile_at: dict[str, Scheduled] = {}
         self._rebalance_at: dict[str, Scheduled] = {}
+        self.balance_due: set[str] = set()  # groups where something may have unbalanced the AZs
         self.rebalance_delay_seconds = rebalance_delay_seconds
         self.activities: dict[str, list[dict[str, Any]]] = {}  # per group, newest first
 

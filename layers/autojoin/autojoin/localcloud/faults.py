@@ -34,6 +34,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 SERVICES = ("autoscaling", "ec2", "dynamodb", "secretsmanager", "ssm")
+INJECTED_MARK = "injected by the local cloud's fault plan"  # in every injected error's message
+KILLED_MARK = "killed by the local cloud's fault plan"
 _LEGACY_ATTEMPTS = 5  # botocore's default (legacy) retry mode: 1 call + 4 retries
 _SERVER_ERRORS = (("InternalFailure", 500), ("ServiceUnavailable", 503))
 _THROTTLE_CODES = {
@@ -47,6 +49,11 @@ _THROTTLE_CODES = {
 
 class FunctionKilled(BaseException):
     """The function's container died (timeout, out of memory) before its next AWS call."""
+
+
+class FunctionCrashed(Exception):
+    """What Lambda reports for a killed invocation (Sandbox.Timedout / Runtime.ExitError): a failure its
+    retries and failure destination handle, and the error a synchronous caller gets."""
 
 
 class KillPoint(BaseModel):
@@ -115,7 +122,7 @@ class Faults:
         op = model.name
         if run.die_at is not None and run.calls >= run.die_at:
             self.log.append(f"kill {run.function} before call {run.calls + 1} ({service}.{op})")
-            raise FunctionKilled(f"{run.function} killed before {service}.{op}")
+            raise FunctionKilled(f"{run.function} killed before {service}.{op} ({KILLED_MARK})")
         run.calls += 1
         plan = self.plan
         if service not in plan.services or (plan.operations and op not in plan.operations):
@@ -136,7 +143,7 @@ class Faults:
         code, status = fault
         self.log.append(f"{code} {run.function} {service}.{op}")
         return _Response(status), {
-            "Error": {"Code": code, "Message": f"injected by the local cloud's fault plan ({code})"},
+            "Error": {"Code": code, "Message": f"{INJECTED_MARK} ({code})"},
             "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": attempts - 1},
         }
 
@@ -205,7 +212,7 @@ def install(cloud: Any, plan: FaultPlan) -> Faults:
         try:
             return call(fn, event)  # type: ignore[no-any-return]
         except FunctionKilled as exc:
-            return None, exc, 0.0
+            return None, FunctionCrashed(str(exc)), 0.0
         finally:
             faults.stack.pop()
 

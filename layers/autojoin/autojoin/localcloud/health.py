@@ -49,6 +49,7 @@ class Health(EngineCore):
         """SuspendProcesses/ResumeProcesses ("Suspend and resume Amazon EC2 Auto Scaling processes"): on
         resume, crashed instances are checked, Unhealthy ones replaced, desired capacity and AZ balance
         pursued again."""
+        self.balance_due.add(group)
         self._schedule_reconcile(group)
         for st in list(self.group(group).instance_states):
             t = self.tracked.get(st.instance.id)
@@ -77,4 +78,5 @@ class Health(EngineCore):
         outage)."""
         self.zones_down.discard(zone)
         for g in list(self.groups):
+            self.balance_due.add(g)
             self._schedule_reconcile(g)

@@ -70,11 +70,16 @@ class Rebalancing(EngineCore):
         )
 
     def check_balance(self, group: str) -> None:
-        """Called by the capacity loop when no replacement runs: schedule a rebalance if one is due."""
+        """Called by the capacity loop when no replacement runs: schedule a rebalance if one is due
+        (after a terminate with decrement, a scale-in, an AZ recovery or a resumed process; a state
+        seeded out of balance stays as it is until one of those happens)."""
+        if group not in self.balance_due:
+            return
         g = self.group(group)
         if len(self.capacity_members(group)) != (g.desired_capacity or 0) or self._in_transition(group):
             return
         if not self._may_rebalance(group):
+            self.balance_due.discard(group)
             return
         pending = self._rebalance_at.get(group)
         if pending is not None and pending.pending:
@@ -82,6 +87,7 @@ class Rebalancing(EngineCore):
 
         def due() -> None:
             if group in self.groups and group not in self.replacements and self._may_rebalance(group):
+                self.balance_due.discard(group)
                 self.rebalance(group)
 
         self._rebalance_at[group] = self.clock.call_later(self.rebalance_delay_seconds, due)
@@ -99,6 +105,8 @@ class Rebalancing(EngineCore):
             return  # the scale-in of the last round has not happened (Terminate suspended)
         if not self._may_rebalance(group):
             self._end(group, rep, "Successful" if self.imbalance(group) <= 1 else "Failed")
+            if self.imbalance(group) > 1 and not self.suspended(group, "AZRebalance"):
+                self.balance_due.add(group)  # Launch or Terminate suspended: try again once resumed
             return
         if self.groups[group].policy_function is not None:
             eligible = self._rebalance_candidates(group)

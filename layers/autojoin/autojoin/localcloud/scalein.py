@@ -198,6 +198,8 @@ class ScaleIn(EngineCore):
             return
         eligible = [s for s in self.capacity_members(group) if not self.protected(s)]
         chosen = self.choose(group, "SCALE_IN", capacity, suggestions, eligible)
+        if chosen:
+            self.balance_due.add(group)  # a policy's answer may have unbalanced the AZs
         for iid in chosen:
             self.begin_terminate(iid, cause)
         if len(chosen) < sum(capacity.values()):

@@ -100,6 +100,9 @@ class Termination(EngineCore):
                     "Capacity flag to false or lower group's min size."
                 )
             g.desired_capacity = (g.desired_capacity or 0) - 1
+            self.balance_due.add(
+                g.name
+            )  # a decrement can unbalance the AZs ("Availability Zone rebalancing")
         at = self._now().strftime("%Y-%m-%dT%H:%M:%SZ")
         cause = f"At {at} instance {instance_id} was taken out of service in response to a user request"
         cause += f", shrinking the capacity from {original} to {g.desired_capacity}." if decrement else "."

@@ -9,11 +9,11 @@ One run:
 2. Zone health with hysteresis (domain/rebalance.py): impaired AZs get no managers, and no
    quorum-changing step runs while an AZ is impaired or settling.
 3. Housekeeping, none of it quorum-changing: finish pending joins through LaunchService's own pending path;
-   a launch still in Pending:Wait that nobody recorded (its event was lost), or an InService instance
-   that is not in the swarm (a manager lost from the member list: the count is kept at its target), is
-   recorded as pending and finished by the next run (so a join in progress is never done twice); dead
-   nodes (Down, their instance gone) go to the guard's removal (``remove_dead``); scale-in protection and
-   node labels that drifted are set back.
+   a launch still in Pending:Wait that nobody recorded (its event was lost) is recorded as pending and
+   finished by the next run (so a join in progress is never done twice); an InService instance outside
+   the swarm is reported, not joined (tickets only go to launching instances); dead nodes (Down, their
+   instance gone) go to the guard's removal (``remove_dead``); scale-in protection and node labels that
+   drifted are set back.
 4. At most one quorum-changing rebalance step (domain/rebalance.py ``next_step``) under the cluster lease.
 
 Dry-run decides and reports everything and changes nothing in the cluster or its groups: it still writes
@@ -58,9 +58,6 @@ from autojoin.services.launch import LaunchDecision, LaunchService
 from autojoin.services.removal import DeadNode
 
 LEASE_HOLDER = "reconcile"
-# instances that should be members: launching with nobody joining them (a lost event), or in service but not
-# in the swarm (a manager or worker lost from the member list): both are joined through the pending path
-_JOINABLE = frozenset({"Pending:Wait", "InService"})
 RemoveDead = Callable[[Sequence[Member]], Sequence[DeadNode]]  # the guard's RemovalService.remove_dead_nodes
 
 
@@ -252,7 +249,26 @@ class ReconcileService:
             if g.role is None:
                 continue
             for inst in by_group[g.name]:
-                if inst.lifecycle_state not in _JOINABLE or inst.instance_id in member_ids | known:
+                if inst.instance_id in member_ids | known:
+                    continue
+                if inst.lifecycle_state == "InService":
+                    # tickets only ever go to an instance its group is launching (services/launch.py):
+                    # an in-service machine outside the swarm is reported (once), for an operator to replace
+                    if any(
+                        d.kind == "not-in-swarm" and inst.instance_id in d.detail for d in record.decisions
+                    ):
+                        continue
+                    decisions.append(
+                        Decision(
+                            at=now,
+                            kind="not-in-swarm",
+                            detail=f"{inst.instance_id} ({g.role.value}) is in service but not in the swarm: "
+                            "terminate it so that the group replaces it",
+                            dry_run=dry,
+                        )
+                    )
+                    continue
+                if inst.lifecycle_state != "Pending:Wait":
                     continue
                 action = LifecycleAction(
                     kind=LifecycleKind.LAUNCHING,
@@ -263,12 +279,9 @@ class ReconcileService:
                 )
                 if not dry:
                     self.state.add_pending(cfg.cluster, action, g.role)
-                why = (
-                    "no join under way"
-                    if inst.lifecycle_state == "Pending:Wait"
-                    else "in service, not in the swarm"
+                did(
+                    "lost-launch", f"record {inst.instance_id} ({g.role.value}, no join under way) as pending"
                 )
-                did("lost-launch", f"record {inst.instance_id} ({g.role.value}, {why}) as pending")
         self._drift(view, members, groups, by_group, did)
 
         # --- one quorum-changing step ---------------------------------------------------------------

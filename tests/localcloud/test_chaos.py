@@ -1,0 +1,68 @@
+"""Chaos runs (scenario/chaos.py, ``autojoin simulate --chaos``): generated timelines are valid, seeded
+scenarios; one runs with faults and holds every invariant; a failing one is saved and reproduces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from autojoin.cli.main import app
+from autojoin.localcloud.faults import FaultPlan
+from autojoin.scenario import chaos
+from autojoin.scenario.model import load_scenario, parse_scenario
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+PLAN = FaultPlan(throttle=0.2, errors=0.05, duplicate=0.5, late=0.2, kill=0.05)
+cli = CliRunner()
+
+
+def test_timelines_are_valid_scenarios_and_the_same_seed_gives_the_same_ones(tmp_path: Path) -> None:
+    actions: set[str] = set()
+    for i in range(60):
+        doc = chaos.generate(7, i, PLAN)
+        assert doc == chaos.generate(7, i, PLAN)
+        loaded = parse_scenario(doc, Path(f"{doc['name']}.yaml"))
+        actions |= {s.step.action for s in loaded.steps}
+        assert loaded.scenario.faults is not None and loaded.scenario.faults.throttle == 0.2
+        down = [s.step.zone for s in loaded.steps if s.step.action == "az_outage"]
+        up = [s.step.zone for s in loaded.steps if s.step.action == "az_recover"]
+        assert sorted(down) == sorted(up)  # every zone is back before the end
+    assert {"scale", "crash", "terminate", "az_outage", "instance_refresh", "rotate_tokens"} <= actions
+    assert chaos.generate(7, 0, PLAN) != chaos.generate(8, 0, PLAN)
+    path = tmp_path / "t.yaml"
+    path.write_text(chaos.to_yaml(chaos.generate(7, 3, PLAN), ["a problem"]))
+    assert load_scenario(path).scenario == parse_scenario(chaos.generate(7, 3, PLAN), path).scenario
+
+
+def test_a_timeline_with_throttling_repeats_kills_and_late_events_holds_every_invariant() -> None:
+    # seed 3, timeline 37: 3 managers and 2 workers; a crash, a scale, a token rotation
+    (outcome,) = chaos.run(1, 3, PLAN, template=TEMPLATE, first=37)
+    assert [s["action"] for s in outcome.document["steps"]] == ["crash", "scale", "rotate_tokens"]
+    assert outcome.faults, "the plan injected nothing: the run proves nothing"
+    assert outcome.passed, outcome.problems
+
+
+def test_a_failing_timeline_is_saved_and_reproduces(tmp_path: Path) -> None:
+    args = ["simulate", "--chaos", "1", "--seed", "4", "--template", str(TEMPLATE)]
+    hostile = ["--throttle", "1", "--no-sdk-retries", "--save", str(tmp_path)]
+    result = cli.invoke(app, [*args, *hostile])
+    assert result.exit_code == 1, result.output
+    (saved,) = tmp_path.glob("chaos-4-0.yaml")
+    assert f"-> {saved}" in result.output
+    text = saved.read_text()
+    assert text.startswith("# ")  # the problems found, as comments
+    assert yaml.safe_load(text)["faults"]["throttle"] == 1.0
+    again = cli.invoke(app, ["simulate", str(saved), "--json", "--template", str(TEMPLATE)])
+    assert again.exit_code == 1
+    doc = json.loads(again.stdout)
+    problems = [line.removeprefix("# ") for line in text.splitlines() if line.startswith("# ")]
+    found = [
+        (f"step {v['step']}: " if v["step"] is not None else "") + f"{v['rule']}: {v['detail']}"
+        for v in doc["violations"]
+    ]
+    assert found, "a run where every AWS call fails broke nothing"
+    assert found == problems[: len(found)]
