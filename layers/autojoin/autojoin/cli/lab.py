@@ -12,14 +12,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from autojoin.adapters.local.runner import LocalSocketRunner
-from autojoin.adapters.swarm.orchestrator import SwarmOrchestrator
-from autojoin.errors import AutojoinError, OrchestratorError
-from autojoin.lab import Lab, LabError
+from autojoin.errors import AutojoinError
+
+if TYPE_CHECKING:
+    from autojoin.lab import Lab
 
 EXIT_LAB = 2
 
@@ -36,11 +36,20 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 
 @contextmanager
 def lab_errors() -> Iterator[None]:
+    from autojoin.lab import LabError
+
     try:
         yield
     except (LabError, AutojoinError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_LAB) from None
+
+
+def _lab(root: str, prefix: str, **options: Any) -> Lab:
+    """The lab at ROOT (imported here: the lab's modules are not needed by the other commands)."""
+    from autojoin.lab import Lab
+
+    return Lab(root, prefix, **options)
 
 
 def _zones(text: str) -> tuple[str, ...]:
@@ -59,8 +68,11 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def _members(root: str, prefix: str) -> list[dict[str, Any]]:
     """The swarm's member list, read through SwarmOrchestrator from any lab node that answers."""
+    from autojoin.adapters.local.runner import LocalSocketRunner
+    from autojoin.adapters.swarm.orchestrator import SwarmOrchestrator
+    from autojoin.errors import OrchestratorError
 
-    lab = Lab(root, prefix)
+    lab = _lab(root, prefix)
     orch = SwarmOrchestrator(LocalSocketRunner(lab.local_node), lambda: [n.instance_id for n in lab.nodes()])
     try:
         members = orch.members()
@@ -95,7 +107,7 @@ def up(
 ) -> None:
     """Start a fresh lab: MANAGERS + WORKERS nodes over ZONES, formed into a labelled swarm."""
     with lab_errors():
-        lab = Lab(root, prefix)
+        lab = _lab(root, prefix)
         t0 = time.perf_counter()
         nodes = lab.up(managers, workers, _zones(zones), form=not bare)
         took = time.perf_counter() - t0
@@ -115,7 +127,7 @@ def down(root: RootOpt = "/tmp/autojoin-lab", prefix: PrefixOpt = "ajl") -> None
     """Stop every daemon of the lab, delete its namespaces and state."""
 
     with lab_errors():
-        Lab(root, prefix).down()
+        _lab(root, prefix).down()
         typer.echo("lab removed")
 
 
@@ -128,7 +140,7 @@ def status(
     """Each node's daemon and swarm state, and the member list as a manager reports it."""
 
     with lab_errors():
-        nodes = Lab(root, prefix).status()
+        nodes = _lab(root, prefix).status()
         members = _members(root, prefix) if nodes else []
         if as_json:
             typer.echo(json.dumps({"nodes": nodes, "members": members}, indent=1))
@@ -174,7 +186,7 @@ def bench(
             _zones(zones),
             how=how,
             keep=keep,
-            lab=Lab(root, prefix, stop_wait=5),
+            lab=_lab(root, prefix, stop_wait=5),
             progress=lambda m: typer.echo(m, err=True),
             template=template,
         )
