@@ -56,8 +56,11 @@ def test_template_yaml_provisions_what_docs_wiring_md_names() -> None:
             sm.get_secret_value(SecretId=env["AUTOJOIN_WORKER_SECRET_ARN"])  # empty until the first manager
         asg = cloud.session.client("autoscaling")
         hooks = asg.describe_lifecycle_hooks(AutoScalingGroupName=stack.manager_group)["LifecycleHooks"]
-        assert [(h["LifecycleHookName"], h["HeartbeatTimeout"], h["DefaultResult"]) for h in hooks] == [
-            ("autojoin-launch", 600, "ABANDON")
+        # launch: ABANDON terminates an instance that never joined; terminate: ABANDON retains a manager
+        # the guard could not remove safely (the group's TerminateHookAbandon retention)
+        assert sorted((h["LifecycleHookName"], h["HeartbeatTimeout"], h["DefaultResult"]) for h in hooks) == [
+            ("autojoin-launch", 600, "ABANDON"),
+            ("autojoin-terminate", 900, "ABANDON"),
         ]
         group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[stack.manager_group])[
             "AutoScalingGroups"
