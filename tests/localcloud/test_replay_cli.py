@@ -100,9 +100,10 @@ def test_a_late_event_for_a_member_changes_nothing(tmp_path: Path) -> None:
     result = invoke(str(EVENTS / "autoscaling_launch_manager.json"), "--state", str(state), "--json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    # the handler's own answer to a late notice: the instance is InService, nothing is offered to join
-    assert doc["decision"]["outcome"] == "ignored", doc["decision"]
-    assert "InService" in doc["decision"]["reason"]
+    # the handler's own answer to a late notice: the instance is already a member with its role, so
+    # nothing is offered and no lifecycle action is completed (there is none open)
+    assert doc["decision"]["outcome"] == "already_member", doc["decision"]
+    assert doc["decision"]["reason"] == "already a member with the right role"
     assert "i-00000000000000104 is already InService: the event arrives late (no open action)" in doc["setup"]
     assert doc["lifecycle"] == []
     assert doc["cluster"]["managers"] == 4
