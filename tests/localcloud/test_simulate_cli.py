@@ -183,7 +183,9 @@ def test_selectors_leader_and_instance_id_and_the_group_s_own_repair(tmp_path: P
     # the health check replaced the dead manager and autojoin joined the new one; the dead one's terminate
     # hook reached on_terminate, which demoted and removed its Down node: no Down voter is left
     assert (repaired["state"]["managers"], repaired["state"]["voters"]) == (3, 3)
-    assert replaced["functions"]["OnTerminateFunction"] >= 1 and replaced["functions"]["OnLaunchFunction"] >= 1
+    assert (
+        replaced["functions"]["OnTerminateFunction"] >= 1 and replaced["functions"]["OnLaunchFunction"] >= 1
+    )
     assert "i-00000000000000201" not in {
         m["instance_id"] for m in replaced["state"]["members"] if m["healthy"]
     }
