@@ -124,3 +124,44 @@ def test_a_summarised_view_keeps_managers_and_notable_workers() -> None:
     assert not s.workers_listed
     assert s.worker_counts == {"a": 2, "b": 2, "c": 2}
     assert {n.instance_id for n in s.nodes} == {*ids(v), drained.instance_id}
+
+
+# --- boundaries found by `make mutate FILES=domain/guard.py` (each assertion fails with its mutant) -------
+
+
+def test_a_dead_voter_may_go_when_the_healthy_ones_are_exactly_a_quorum_of_what_is_left() -> None:
+    v = view({"a": 1, "b": 1, "c": 1}, dead=("i-mc1",))
+    # 2 healthy of the 2 managers left: quorum(2) == 2 is met exactly (`<=` instead of `<` would refuse)
+    assert removal_check(v, "i-mc1", 1) is None
+
+
+def test_a_dead_voter_that_would_leave_too_few_healthy_ones_is_refused_with_the_numbers() -> None:
+    v = view({"a": 2, "b": 2, "c": 1}, dead=("i-ma1", "i-mb1", "i-mc1"))
+    assert removal_check(v, "i-mc1", 1) == "would leave 2 healthy of 4 managers (quorum 3)"
+
+
+def test_the_last_manager_is_never_removed_even_dead() -> None:
+    v = view({"a": 1, "b": 0, "c": 0}, dead=("i-ma1",))
+    assert removal_check(v, "i-ma1", 1) == "would remove the last manager"
+
+
+def test_an_offered_worker_is_not_judged_as_a_manager() -> None:
+    v = view({"a": 1, "b": 1, "c": 1}, workers=1)
+    # the worker's removal touches no manager rule, even at the floor
+    choice = choose_managers(v, ["i-w0"], 1, 3)
+    assert choice.allowed == ("i-w0",) and choice.refused == {}
+
+
+def test_managers_beyond_what_was_asked_are_refused_as_not_needed() -> None:
+    v = view({"a": 2, "b": 2, "c": 1})
+    choice = choose_managers(v, ["i-ma1", "i-mb1"], 1, 3)
+    assert len(choice.allowed) == 1
+    (other,) = {"i-ma1", "i-mb1"} - set(choice.allowed)
+    assert choice.refused == {other: "not needed: 1 instance(s) asked for"}
+
+
+def test_the_layout_after_counts_dead_voters_where_they_are() -> None:
+    v = view({"a": 2, "b": 2, "c": 1}, dead=("i-mb2",))
+    choice = choose_managers(v, ["i-ma1"], 1, 3)
+    assert choice.allowed == ("i-ma1",)
+    assert choice.layout_after == {"a": 1, "b": 2, "c": 1}  # i-mb2 is still a voter in b
