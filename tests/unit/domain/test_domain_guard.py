@@ -165,3 +165,18 @@ def test_the_layout_after_counts_dead_voters_where_they_are() -> None:
     choice = choose_managers(v, ["i-ma1"], 1, 3)
     assert choice.allowed == ("i-ma1",)
     assert choice.layout_after == {"a": 1, "b": 2, "c": 1}  # i-mb2 is still a voter in b
+
+
+def test_managers_left_over_after_the_asked_number_say_why_they_could_not_go_next() -> None:
+    v = view({"a": 2, "b": 2, "c": 1})
+    choice = choose_managers(v, ids(v), 2, 3)
+    assert choice.layout_after == {"a": 1, "b": 1, "c": 1}
+    left = set(ids(v)) - set(choice.allowed)
+    assert set(choice.refused) == left
+    # at the floor now: each one left over is refused by the rules, not merely "not needed"
+    assert all("below MinManagers 3" in choice.refused[i] for i in left), choice.refused
+
+
+def test_an_az_whose_offered_workers_are_all_drained_gives_them_all() -> None:
+    drained = Node(instance_id="i-w1", role=Role.WORKER, az="a", available=False)
+    assert choose_workers({"i-w1": drained}, [("i-w1", "a")], {"a": 1}) == ["i-w1"]
