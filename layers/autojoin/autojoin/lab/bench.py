@@ -239,7 +239,12 @@ def _handler_joins(
 
     letters = sorted(set(node_zones))
     zones = tuple(f"us-east-1{chr(ord('a') + i)}" for i in range(len(letters)))  # the local cloud's AZs
-    with e2e_cloud(lab, zones, cluster="bench", template=template) as kit:
+    # every function the local cloud runs in this phase (provisioning's testSecret, the reconciler on launch
+    # results, ...) logs JSON and EMF to the current stdout: none of it belongs in the report
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        e2e_cloud(lab, zones, cluster="bench", template=template) as kit,
+    ):
         cloud = kit.cloud
         real = cloud._handler("OnLaunchFunction")  # the template's own handler module
 
