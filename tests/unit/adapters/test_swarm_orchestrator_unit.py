@@ -469,3 +469,39 @@ def test_the_manager_that_answered_last_is_asked_first_without_listing_candidate
     runner.on("i-m1", ["docker", "node", "inspect"], cap("inspect_compact"))
     orch.members()
     assert len(lookups) == 2  # the preferred failed: the candidates were listed again
+
+
+def test_a_join_whose_agent_died_after_joining_reports_the_node_its_daemon_is_in() -> None:
+    """The agent was killed after the daemon joined (no output, exit 137), or the runner timed out after
+    delivering the join: the daemon is asked; an active node's id is the join's answer."""
+    for lost in (CommandResult(137, "", ""), Unreachable("SSM command timed out")):
+        runner = ScriptedRunner()
+        runner.on("i-new", ["autojoin-node", "join"], lost)
+        runner.on("i-new", ["autojoin-node", "info"], agent_says({"node_id": "n9", "state": "active"}))
+        assert make(runner).join("i-new", Role.WORKER) == "n9"
+        assert [c[1][:2] for c in runner.calls] == [("autojoin-node", "join"), ("autojoin-node", "info")]
+
+
+def test_a_join_whose_agent_died_before_joining_keeps_its_error() -> None:
+    """No answer and the daemon is in no swarm (or cannot say): the join's own error; an agent that
+    answered with an error is believed (the daemon is not asked)."""
+    for info in (
+        agent_says({"node_id": None, "state": "inactive"}),
+        agent_says({"node_id": "n9", "state": "pending"}),
+        Unreachable("no route"),
+    ):
+        runner = ScriptedRunner()
+        runner.on("i-new", ["autojoin-node", "join"], CommandResult(137, "", ""))
+        runner.on("i-new", ["autojoin-node", "info"], info)
+        with pytest.raises(CommandFailed):
+            make(runner).join("i-new", Role.WORKER)
+    runner = ScriptedRunner()
+    runner.on("i-new", ["autojoin-node", "join"], Unreachable("SSM command timed out"))
+    runner.on("i-new", ["autojoin-node", "info"], Unreachable("SSM command timed out"))
+    with pytest.raises(Unreachable):
+        make(runner).join("i-new", Role.WORKER)
+    runner = ScriptedRunner()
+    runner.on("i-new", ["autojoin-node", "join"], agent_says({"error": "unreachable", "detail": "x"}, 1))
+    with pytest.raises(Unreachable):
+        make(runner).join("i-new", Role.WORKER)
+    assert [c[1][:2] for c in runner.calls] == [("autojoin-node", "join")]

@@ -307,9 +307,32 @@ class SwarmOrchestrator(Orchestrator):
         )
 
     def join(self, instance_id: str, role: Role) -> str:
-        return str(
-            self._agent_on(instance_id, ["join", "--role", role.value], timeout=self._join_timeout)["node_id"]
-        )
+        """The agent's join. When the agent gives no answer (its process died half way, or the runner timed
+        out after delivering the command) the join may still have happened: the node's own daemon is asked,
+        and a node that is in a swarm now gives its node id (the caller verifies it as it would the agent's
+        report: new to the swarm, the right role). Otherwise the original error is raised."""
+        argv = [*self._agent, "join", "--role", role.value]
+        try:
+            result = self._runner.run(instance_id, argv, timeout=self._join_timeout)
+        except Unreachable:
+            found = self._joined_anyway(instance_id)
+            if found is None:
+                raise
+            return found
+        if parse_agent_output(result.stdout) is None:
+            found = self._joined_anyway(instance_id)
+            if found is not None:
+                return found
+        return str(self._agent_result(result, "autojoin-node join")["node_id"])
+
+    def _joined_anyway(self, instance_id: str) -> str | None:
+        """The node id of the instance's daemon when it is an active swarm node; None when not, or unknown."""
+        try:
+            info = self.node_info(instance_id)
+        except (OrchestratorError, TransientAwsError):
+            return None
+        node_id = info.get("node_id")
+        return str(node_id) if info.get("state") == "active" and node_id else None
 
     def leave(self, instance_id: str, *, force: bool = False) -> None:
         """``docker swarm leave`` on the node; a node that is in no swarm has nothing to do."""

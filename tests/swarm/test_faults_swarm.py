@@ -1,0 +1,464 @@
+"""Faults on the real swarm (issue 13): the leader killed during a join, a demotion and a rotation; a
+manager cut off from the network while it is being removed; a node agent that dies half way.
+
+The real template and handlers run on the local cloud, the production SwarmOrchestrator reaches real
+dockerd nodes of the lab through the lab's runner (as in test_e2e_guard.py). A fault is injected at the
+named point by a tap on that runner: when a handler sends the matching command (``docker node demote``,
+``autojoin-node join`` ...) the tap does the harm just before or just after the command runs, on the real
+swarm:
+
+* leader killed: the local cloud crashes the leader's instance (the kit SIGKILLs its dockerd and
+  containerd), then the group's health check replaces it — the machine died, as on EC2;
+* cut off: ``ip link set <node>-h down`` in the lab's hub namespace (``Lab.cut``); the runner cannot reach
+  it either, as SSM could not;
+* agent dies half way: the in-process node agent is stopped at a real point of its own code (after it took
+  its ticket, or after the daemon accepted the join) by an exception no handler catches, and the runner
+  reports what SSM reports for a killed command: exit 137, no output.
+
+Then each test checks what the docs say the handler does (retry, defer with a heartbeat, ABANDON) and that
+the swarm ends consistent with the groups: managers = the manager group's InService instances, all Ready
+and reachable voters, one leader; workers = the worker group's InService instances, all Ready; nothing
+else (no Down node, no unlabelled node). One cluster for the module, worked in file order.
+
+Swarm state changes are polled within generous budgets; nothing here asserts a time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from autojoin.domain.model import Role
+from autojoin.errors import OrchestratorError
+from autojoin.lab import Lab
+from autojoin.lab.e2e import E2E, e2e_cloud
+from autojoin.node import agent
+from autojoin.ports import Clock, CommandResult, CommandRunner
+
+from .swarm_support import BUDGET, eventually
+
+pytestmark = pytest.mark.swarm
+TEMPLATE = __import__("pathlib").Path(__file__).resolve().parents[2] / "template.yaml"
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+FUNCTIONS = ("OnLaunchFunction", "OnTerminateFunction", "ReconcileFunction")
+
+
+class WallClock(Clock):
+    """Simulated now (the local cloud's), real waiting: each sleep also passes on the simulated clock, so a
+    handler's polls of the real swarm (Ready, demotion in Raft, Down before rm) span real time."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+
+    def now(self) -> Any:
+        return self.sim.now()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+        self.sim.sleep(seconds)
+
+
+class AgentKilled(BaseException):
+    """The node agent's process is killed: nothing in the agent (or a handler) catches this."""
+
+
+@dataclass
+class Fault:
+    """Do ``harm`` once, before (or ``after``) the first command whose argv holds all of ``words``."""
+
+    words: tuple[str, ...]
+    harm: Callable[[str], None]  # gets the instance id the command was sent to
+    after: bool = False
+    fired_on: str | None = None
+
+
+@dataclass
+class Tap(CommandRunner):
+    """The lab's runner with faults at chosen commands (what the handler sends, in order, is kept)."""
+
+    inner: CommandRunner
+    faults: list[Fault] = field(default_factory=list)
+    sent: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def arm(self, *words: str, harm: Callable[[str], None], after: bool = False) -> Fault:
+        fault = Fault(words, harm, after)
+        self.faults.append(fault)
+        return fault
+
+    def run(self, instance_id: str, argv: Sequence[str], *, timeout: float = 60.0) -> CommandResult:
+        self.sent.append((instance_id, tuple(argv)))
+        due = [f for f in self.faults if f.fired_on is None and all(w in argv for w in f.words)]
+        for f in due:
+            f.fired_on = instance_id
+            self.faults.remove(f)
+        for f in due:
+            if not f.after:
+                f.harm(instance_id)
+        try:
+            return self.inner.run(instance_id, argv, timeout=timeout)
+        except AgentKilled:
+            return CommandResult(137, "", "")  # SSM: the command's process was killed, it printed nothing
+        finally:
+            for f in due:
+                if f.after:
+                    f.harm(instance_id)
+
+
+@pytest.fixture(scope="module")
+def kit(lab: Lab) -> Iterator[E2E]:
+    with e2e_cloud(lab, ZONES, cluster="faults", seed=13, template=TEMPLATE) as k:
+        for fn in FUNCTIONS:  # before anything of them is built
+            k.cloud.deps_for(fn).__dict__["clock"] = WallClock(k.cloud.clock)
+        assert k.runner.inner is not None
+        k.runner.inner = Tap(k.runner.inner)
+        cloud = k.cloud
+        cloud.set_desired(cloud.stack.manager_group, 3)
+        cloud.run_until_idle(1800)
+        cloud.set_desired(cloud.stack.worker_group, 1)
+        cloud.run_until_idle(1800)
+        cloud.enable_schedules()  # the guard's pass every minute, the reconciler's every five
+        yield k
+
+
+@pytest.fixture(autouse=True)
+def disarm(kit: E2E) -> Iterator[None]:
+    """A fault a test armed and never fired must not fire in the next test."""
+    yield
+    tap(kit).faults.clear()
+
+
+def tap(kit: E2E) -> Tap:
+    assert isinstance(kit.runner.inner, Tap)
+    return kit.runner.inner
+
+
+# --- what the swarm and the groups look like -------------------------------------------------------------
+
+
+def in_service(kit: E2E, group: str) -> set[str]:
+    return {i.instance_id for i in kit.cloud.instances(group) if i.lifecycle_state == "InService"}
+
+
+def inconsistency(kit: E2E) -> str:
+    """'' when the swarm matches the groups (module docstring); else what does not match."""
+    cloud = kit.cloud
+    try:
+        members = list(kit.orchestrator.members())
+    except OrchestratorError as exc:
+        return f"no member list: {type(exc).__name__}"
+    want_m = in_service(kit, cloud.stack.manager_group)
+    want_w = in_service(kit, cloud.stack.worker_group)
+    problems = []
+    unlabelled = [m.node_id for m in members if not m.labels.get("instance-id")]
+    if unlabelled:
+        problems.append(f"unlabelled nodes {unlabelled}")
+    voters = [m for m in members if m.role is Role.MANAGER or m.in_raft]
+    got_m = {m.labels.get("instance-id", m.node_id) for m in voters}
+    got_w = {m.labels.get("instance-id", m.node_id) for m in members if m not in voters}
+    if got_m != want_m:
+        problems.append(f"managers {sorted(got_m)} != group {sorted(want_m)}")
+    if got_w != want_w:
+        problems.append(f"workers {sorted(got_w)} != group {sorted(want_w)}")
+    down = [f"{m.labels.get('instance-id', m.node_id)} ({m.role.value})" for m in members if not m.ready]
+    if down:
+        problems.append(f"Down nodes {down}")
+    unreachable = [m.labels.get("instance-id", m.node_id) for m in voters if not m.reachable]
+    if unreachable:
+        problems.append(f"unreachable voters {unreachable}")
+    if sum(m.leader for m in voters) != 1:
+        problems.append("not exactly one leader")
+    return "; ".join(problems)
+
+
+def leader(kit: E2E) -> str:
+    return next(m.instance_id or "" for m in kit.orchestrator.members() if m.leader)
+
+
+def settle(kit: E2E, budget: float = BUDGET) -> list[bool]:
+    """Simulated minutes (the schedules and whatever they set off on the real swarm), a second or two of
+    real time apart (the real swarm lives in real time), until the swarm is consistent with the groups and
+    no lifecycle action waits; returns, per minute, whether the swarm had a leader. Never asserts time:
+    ``budget`` real seconds only bound a run that would never settle."""
+    seen: list[bool] = []
+    deadline = time.monotonic() + budget
+    while True:
+        kit.cloud.advance(60)
+        try:
+            seen.append(any(m.leader for m in kit.orchestrator.members()))
+        except OrchestratorError:
+            seen.append(False)
+        last = inconsistency(kit) or "; ".join(waiting_actions(kit))
+        if not last:
+            return seen
+        if time.monotonic() > deadline:
+            recent = [(i.function, i.result) for i in kit.cloud.invocations[-6:]]
+            raise AssertionError(
+                f"not consistent after {len(seen)} simulated minutes: {last}; last: {recent}"
+            )
+        time.sleep(2)
+
+
+def waiting_actions(kit: E2E) -> list[str]:
+    """Instances of either group still in a lifecycle wait (Pending:Wait, Terminating:Wait)."""
+    cloud = kit.cloud
+    return [
+        f"{i.instance_id} {i.lifecycle_state}"
+        for g in (cloud.stack.manager_group, cloud.stack.worker_group)
+        for i in cloud.instances(g)
+        if (i.lifecycle_state or "").endswith(":Wait")
+    ]
+
+
+def decisions(kit: E2E, function: str, since: int) -> list[dict[str, Any]]:
+    """Every decision a function's invocations made since invocation ``since`` (nested ones too: a launch's
+    ``also_joined``, a removal's ``also``, a guard pass's ``resumed``, the reconciler's launch results)."""
+    out: list[dict[str, Any]] = []
+
+    def walk(d: Any) -> None:
+        if isinstance(d, dict):
+            if "outcome" in d and "instance_id" in d:
+                out.append(d)
+            for v in d.values():
+                walk(v)
+        elif isinstance(d, list):
+            for v in d:
+                walk(v)
+
+    for inv in kit.cloud.invocations[since:]:
+        if inv.function == function:
+            walk(inv.result)
+    return out
+
+
+def completions(kit: E2E, instance_id: str, kind: str) -> list[str]:
+    """How the instance's LAUNCHING or TERMINATING lifecycle actions finished (CONTINUE / ABANDON)."""
+    return [
+        r.result
+        for r in kit.cloud.lifecycle_results
+        if r.instance_id == instance_id and r.transition.endswith(kind)
+    ]
+
+
+def crash(kit: E2E) -> Callable[[str], None]:
+    """The harm 'the leader dies': its instance crashes (its dockerd is SIGKILLed by the kit)."""
+
+    def harm(_sent_to: str) -> None:
+        kit.cloud.crash_instance(leader(kit))
+
+    return harm
+
+
+def test_the_cluster_starts_consistent(kit: E2E) -> None:
+    assert inconsistency(kit) == ""
+    assert len(in_service(kit, kit.cloud.stack.manager_group)) == 3
+
+
+# --- the leader killed during a join -------------------------------------------------------------------
+
+
+def test_leader_killed_during_a_join(kit: E2E) -> None:
+    """Documented (docs/architecture.md, 'Which launch failures ABANDON, and which wait'): the cluster, not
+    the instance, is at fault — the launch joins (the agent tries the next manager) or waits with its hook
+    kept alive and is finished later; it is never abandoned. The dead leader's instance is replaced and its
+    Down voter removed."""
+    cloud = kit.cloud
+    group = cloud.stack.worker_group
+    old_leader = leader(kit)
+    before = in_service(kit, group)
+    since = len(cloud.invocations)
+    fault = tap(kit).arm("autojoin-node", "join", harm=crash(kit))
+    cloud.set_desired(group, len(before) + 1)
+    seen = settle(kit)
+    assert fault.fired_on is not None, "no join was sent: the fault never fired"
+    new = fault.fired_on
+    assert new not in before
+    launch = [d for d in decisions(kit, "OnLaunchFunction", since) if d["instance_id"] == new]
+    assert launch and launch[0]["outcome"] in {"joined", "pending"}, launch
+    assert all(d["outcome"] != "abandoned" for d in launch), launch
+    assert completions(kit, new, "LAUNCHING") == ["CONTINUE"]
+    assert new in in_service(kit, group)
+    assert old_leader not in in_service(kit, cloud.stack.manager_group)  # replaced
+    assert seen[-1]
+
+
+# --- the leader killed during a demotion ---------------------------------------------------------------
+
+
+def test_leader_killed_during_a_demotion(kit: E2E) -> None:
+    """Documented (services/removal.py): a removal the swarm stops answering (NoLeader) waits — recorded,
+    hook kept alive — and the guard's pass finishes it once a leader is back; the victim ends demoted, left
+    and removed (CONTINUE). The dead leader is replaced; no Down voter is left."""
+    cloud = kit.cloud
+    group = cloud.stack.manager_group
+    cloud.set_desired(group, 4)
+    settle(kit)
+    current = leader(kit)
+    victim = sorted(in_service(kit, group) - {current})[0]
+    since = len(cloud.invocations)
+    fault = tap(kit).arm("node", "demote", harm=crash(kit), after=True)
+    cloud.terminate_instance(victim, decrement=True)
+    seen = settle(kit)
+    assert fault.fired_on is not None, "no demotion was sent: the fault never fired"
+    mine = [d for d in decisions(kit, "OnTerminateFunction", since) if d["instance_id"] == victim]
+    outcomes = [d["outcome"] for d in mine]
+    assert outcomes and outcomes[-1] == "removed", mine
+    assert "retained" not in outcomes
+    assert completions(kit, victim, "TERMINATING") == ["CONTINUE"]
+    assert current not in in_service(kit, group)
+    assert len(in_service(kit, group)) == 3
+    assert seen[-1]
+
+
+# --- the leader killed during a rotation ---------------------------------------------------------------
+
+
+def rotate(kit: E2E, secret: str, version: str) -> list[str]:
+    """Secrets Manager's four steps; a failed step is invoked again with the same ClientRequestToken once
+    the cluster has a leader (Secrets Manager retries a failed rotation with it). Returns the failures."""
+    cloud = kit.cloud
+    arn = cloud.stack.physical[secret]["Ref"]
+    fn = cloud.stack.function_for_arn(cloud.stack.rotations[str(arn)])
+    failed: list[str] = []
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        for _attempt in range(3):
+            try:
+                cloud.invoke(fn, {"SecretId": arn, "ClientRequestToken": version, "Step": step})
+                break
+            except Exception as exc:
+                failed.append(f"{step}: {type(exc).__name__}")
+                eventually(lambda: leader(kit), what="a leader again")
+        else:
+            raise AssertionError(f"{step} failed three times: {failed}")
+    return failed
+
+
+def test_leader_killed_during_a_rotation(kit: E2E) -> None:
+    """Documented (docs/token-delivery.md, 'Rotation that cannot strand joins'): a step that fails is
+    retried with the same version and never rotates blind; in the end AWSCURRENT is exactly the token the
+    swarm accepts, no AWSPENDING is left, and a launch joins with it."""
+    cloud = kit.cloud
+    old = kit.token(Role.WORKER)
+    fault = tap(kit).arm("autojoin-node", "rotate", harm=crash(kit))
+    version = "f0f0f0f0-0000-4000-8000-000000000013"
+    failed = rotate(kit, "WorkerTokenSecret", version)
+    assert fault.fired_on is not None, "no rotate was sent: the fault never fired"
+    settle(kit)
+    new = kit.token(Role.WORKER)
+    held = kit.lab.docker(kit.node(leader(kit)), "swarm", "join-token", "-q", "worker").stdout.strip()
+    assert new == held and new != old, f"failed steps: {failed}"
+    sm = cloud.session.client("secretsmanager")
+    arn = cloud.stack.physical["WorkerTokenSecret"]["Ref"]
+    stages = [s for v in sm.list_secret_version_ids(SecretId=arn)["Versions"] for s in v["VersionStages"]]
+    assert "AWSPENDING" not in stages
+    group = cloud.stack.worker_group
+    before = in_service(kit, group)
+    since = len(cloud.lifecycle_results)
+    cloud.set_desired(group, len(before) + 1)
+    settle(kit)
+    launched = [r for r in cloud.lifecycle_results[since:] if r.group == group]
+    assert [r.result for r in launched] == ["CONTINUE"]
+
+
+# --- a manager cut off while it is being removed ---------------------------------------------------------
+
+
+def test_manager_cut_off_while_it_is_removed(kit: E2E) -> None:
+    """Documented (services/removal.py): the demotion goes through the leader; a node that cannot be
+    reached skips its leave (it goes Down by itself) and is removed once Down, or by the dead-node cleanup.
+    CONTINUE; the swarm keeps its quorum and ends with the group's managers only."""
+    cloud = kit.cloud
+    group = cloud.stack.manager_group
+    cloud.set_desired(group, 4)
+    settle(kit)
+    victim = sorted(in_service(kit, group) - {leader(kit)})[0]
+    node = kit.node(victim)
+    since = len(cloud.invocations)
+    fault = tap(kit).arm("node", "demote", harm=lambda _i: kit.lab.cut(node))
+    try:
+        cloud.terminate_instance(victim, decrement=True)
+        seen = settle(kit)
+    finally:
+        kit.lab.heal(node)
+    assert fault.fired_on is not None, "no demotion was sent: the fault never fired"
+    mine = [d for d in decisions(kit, "OnTerminateFunction", since) if d["instance_id"] == victim]
+    assert mine and mine[-1]["outcome"] == "removed", mine
+    assert "leave-skipped-unreachable" in mine[-1]["steps"], mine[-1]
+    assert completions(kit, victim, "TERMINATING") == ["CONTINUE"]
+    assert all(seen), "the swarm lost its leader while a cut-off manager was removed"
+
+
+# --- a node agent that dies half way -------------------------------------------------------------------
+
+
+def die_after(
+    monkeypatch: pytest.MonkeyPatch, name: str, when: Callable[..., bool], killed: list[str]
+) -> Callable[[str], None]:
+    """The harm 'the agent dies': the agent's own ``name`` runs, then (the first time ``when`` holds for
+    its arguments) the agent's process is killed; ``killed`` records on which instance."""
+
+    def harm(sent_to: str) -> None:
+        real = getattr(agent, name)
+
+        def then_die(*args: Any, **kwargs: Any) -> Any:
+            value = real(*args, **kwargs)
+            if when(*args, **kwargs):
+                monkeypatch.setattr(agent, name, real)
+                killed.append(sent_to)
+                raise AgentKilled
+            return value
+
+        monkeypatch.setattr(agent, name, then_die)
+
+    return harm
+
+
+@pytest.mark.parametrize(
+    ("point", "name", "when", "result"),
+    [
+        ("after it took its ticket", "take_ticket", lambda *a, **k: True, "ABANDON"),
+        (
+            "after the daemon accepted the join",
+            "_api",
+            lambda _ctx, _method, url, *a, **k: url == "/swarm/join",
+            "CONTINUE",
+        ),
+    ],
+)
+def test_node_agent_dies_half_way_through_a_join(
+    kit: E2E,
+    monkeypatch: pytest.MonkeyPatch,
+    point: str,
+    name: str,
+    when: Callable[..., bool],
+    result: str,
+) -> None:
+    """Documented (services/launch.py, adapters/swarm/orchestrator.py ``join``): the agent gave no answer,
+    so the node's daemon is asked. Not in a swarm (it died after taking its ticket): the join failed for
+    the instance's own reason, ABANDON, the group replaces the instance. In the swarm (it died after the
+    daemon joined): the join happened, the node is verified, labelled and the launch completes CONTINUE —
+    before this was handled, the instance was abandoned and its node stayed in the swarm, Down and
+    unlabelled, for good. Either way no ticket is left and the swarm ends consistent with the group."""
+    cloud = kit.cloud
+    group = cloud.stack.worker_group
+    before = in_service(kit, group)
+    since = len(cloud.invocations)
+    killed: list[str] = []
+    fault = tap(kit).arm("autojoin-node", "join", harm=die_after(monkeypatch, name, when, killed))
+    cloud.set_desired(group, len(before) + 1)
+    settle(kit)
+    assert fault.fired_on is not None, f"no join was sent: the agent never died {point}"
+    first = fault.fired_on
+    assert killed == [first], f"the agent was not killed {point}"
+    launch = [d for d in decisions(kit, "OnLaunchFunction", since) if d["instance_id"] == first]
+    assert launch, "the handler made no decision for the instance whose agent died"
+    assert completions(kit, first, "LAUNCHING") == [result], launch
+    assert (first in in_service(kit, group)) is (result == "CONTINUE")
+    if result == "CONTINUE":
+        member = next(m for m in kit.orchestrator.members() if m.labels.get("instance-id") == first)
+        assert member.node_id == launch[0]["node_id"] and member.ready
+    handoff = cloud.stack.physical["HandoffTable"]["Ref"]
+    assert cloud.session.client("dynamodb").scan(TableName=handoff)["Count"] == 0
+    assert len(in_service(kit, group)) == len(before) + 1
