@@ -73,6 +73,7 @@ class Fault:
     harm: Callable[[str], None]  # gets the instance id the command was sent to
     after: bool = False
     fired_on: str | None = None
+    at: int = 0  # how many commands had been sent when it fired
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Tap(CommandRunner):
 
     inner: CommandRunner
     faults: list[Fault] = field(default_factory=list)
-    sent: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    sent: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)  # (instance, argv, how)
 
     def arm(self, *words: str, harm: Callable[[str], None], after: bool = False) -> Fault:
         fault = Fault(words, harm, after)
@@ -89,19 +90,25 @@ class Tap(CommandRunner):
         return fault
 
     def run(self, instance_id: str, argv: Sequence[str], *, timeout: float = 60.0) -> CommandResult:
-        self.sent.append((instance_id, tuple(argv)))
         due = [f for f in self.faults if f.fired_on is None and all(w in argv for w in f.words)]
         for f in due:
-            f.fired_on = instance_id
+            f.fired_on, f.at = instance_id, len(self.sent)
             self.faults.remove(f)
         for f in due:
             if not f.after:
                 f.harm(instance_id)
+        how = "killed"
         try:
-            return self.inner.run(instance_id, argv, timeout=timeout)
+            result = self.inner.run(instance_id, argv, timeout=timeout)
+            how = f"exit {result.exit_code}: {result.stderr.strip()[:80]} {result.stdout.strip()[-80:]}"
+            return result
         except AgentKilled:
             return CommandResult(137, "", "")  # SSM: the command's process was killed, it printed nothing
+        except Exception as exc:
+            how = type(exc).__name__
+            raise
         finally:
+            self.sent.append((instance_id, tuple(argv), how))
             for f in due:
                 if f.after:
                     f.harm(instance_id)
@@ -133,6 +140,19 @@ def disarm(kit: E2E) -> Iterator[None]:
 def tap(kit: E2E) -> Tap:
     assert isinstance(kit.runner.inner, Tap)
     return kit.runner.inner
+
+
+DEAD_DAEMON = ("cannot connect to the docker daemon", "daemon_unreachable")
+
+
+def met_the_dead(kit: E2E, fault: Fault, instance_id: str) -> list[str]:
+    """Commands the handlers sent to ``instance_id`` after ``fault`` fired that found its daemon dead: the
+    fault was in the handler's path (it had to go around the dead leader)."""
+    return [
+        " ".join(argv[:3])
+        for iid, argv, how in tap(kit).sent[fault.at :]
+        if iid == instance_id and any(sign in how.lower() for sign in DEAD_DAEMON)
+    ]
 
 
 # --- what the swarm and the groups look like -------------------------------------------------------------
@@ -273,6 +293,7 @@ def test_leader_killed_during_a_join(kit: E2E) -> None:
     cloud.set_desired(group, len(before) + 1)
     seen = settle(kit)
     assert fault.fired_on is not None, "no join was sent: the fault never fired"
+    assert met_the_dead(kit, fault, old_leader), "no handler met the dead leader: the fault missed the path"
     new = fault.fired_on
     assert new not in before
     launch = [d for d in decisions(kit, "OnLaunchFunction", since) if d["instance_id"] == new]
@@ -288,9 +309,11 @@ def test_leader_killed_during_a_join(kit: E2E) -> None:
 
 
 def test_leader_killed_during_a_demotion(kit: E2E) -> None:
-    """Documented (services/removal.py): a removal the swarm stops answering (NoLeader) waits — recorded,
-    hook kept alive — and the guard's pass finishes it once a leader is back; the victim ends demoted, left
-    and removed (CONTINUE). The dead leader is replaced; no Down voter is left."""
+    """Documented (services/removal.py, docs/real-swarm.md 'SwarmOrchestrator'): the adapter goes around a
+    manager that does not answer (the next candidate); a removal the swarm stops answering (NoLeader,
+    Unreachable) waits — recorded, hook kept alive — and the guard's pass finishes it once a leader is
+    back. Either way the victim ends demoted, out of Raft, left and removed (CONTINUE), never retained; the
+    dead leader is replaced and no Down voter is left."""
     cloud = kit.cloud
     group = cloud.stack.manager_group
     cloud.set_desired(group, 4)
@@ -302,10 +325,11 @@ def test_leader_killed_during_a_demotion(kit: E2E) -> None:
     cloud.terminate_instance(victim, decrement=True)
     seen = settle(kit)
     assert fault.fired_on is not None, "no demotion was sent: the fault never fired"
+    assert met_the_dead(kit, fault, current), "no handler met the dead leader: the fault missed the path"
     mine = [d for d in decisions(kit, "OnTerminateFunction", since) if d["instance_id"] == victim]
     outcomes = [d["outcome"] for d in mine]
-    assert outcomes and outcomes[-1] == "removed", mine
-    assert "retained" not in outcomes
+    assert outcomes and outcomes[-1] == "removed" and set(outcomes) <= {"waiting", "removed"}, mine
+    assert mine[-1]["steps"][-2:] in (["leave", "rm"], ["leave-skipped-unreachable", "rm"]), mine[-1]
     assert completions(kit, victim, "TERMINATING") == ["CONTINUE"]
     assert current not in in_service(kit, group)
     assert len(in_service(kit, group)) == 3
@@ -336,15 +360,18 @@ def rotate(kit: E2E, secret: str, version: str) -> list[str]:
 
 
 def test_leader_killed_during_a_rotation(kit: E2E) -> None:
-    """Documented (docs/token-delivery.md, 'Rotation that cannot strand joins'): a step that fails is
-    retried with the same version and never rotates blind; in the end AWSCURRENT is exactly the token the
-    swarm accepts, no AWSPENDING is left, and a launch joins with it."""
+    """Documented (docs/token-delivery.md, 'Rotation that cannot strand joins'): the step goes around the
+    dead leader to a manager that answers; a step that fails anyway is retried with the same version and
+    never rotates blind. In the end AWSCURRENT is exactly the token the swarm accepts, the old one is
+    dead, no AWSPENDING is left, and a launch joins with it."""
     cloud = kit.cloud
     old = kit.token(Role.WORKER)
+    old_leader = leader(kit)
     fault = tap(kit).arm("autojoin-node", "rotate", harm=crash(kit))
     version = "f0f0f0f0-0000-4000-8000-000000000013"
     failed = rotate(kit, "WorkerTokenSecret", version)
     assert fault.fired_on is not None, "no rotate was sent: the fault never fired"
+    assert met_the_dead(kit, fault, old_leader), "the rotation never met the dead leader"
     settle(kit)
     new = kit.token(Role.WORKER)
     held = kit.lab.docker(kit.node(leader(kit)), "swarm", "join-token", "-q", "worker").stdout.strip()
