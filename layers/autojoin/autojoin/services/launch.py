@@ -18,7 +18,8 @@ Flow for one launch lifecycle action (docs/token-delivery.md has the security si
 6. Verify the node id the node reported: it must be a node that was not in the swarm before this join,
    with the expected role, labelled for no other instance — a node may report any id. Then wait for it
    to be Ready, label it, CONTINUE. Any other failure to join → ABANDON (the group replaces the
-   instance): the safe result of a launch hook.
+   instance): the safe result of a launch hook. (An agent that gave no answer — it died half way — may
+   have joined: the orchestrator asks the node's daemon and reports the node id it is in the swarm with.)
 """
 
 from __future__ import annotations
