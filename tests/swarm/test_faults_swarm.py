@@ -262,6 +262,12 @@ def completions(kit: E2E, instance_id: str, kind: str) -> list[str]:
     ]
 
 
+def observe(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    """Reported, not asserted: which documented path the real swarm took this time."""
+    with capsys.disabled():
+        print(f"\n[faults] {text}")
+
+
 def crash(kit: E2E) -> Callable[[str], None]:
     """The harm 'the leader dies': its instance crashes (its dockerd is SIGKILLed by the kit)."""
 
@@ -279,7 +285,7 @@ def test_the_cluster_starts_consistent(kit: E2E) -> None:
 # --- the leader killed during a join -------------------------------------------------------------------
 
 
-def test_leader_killed_during_a_join(kit: E2E) -> None:
+def test_leader_killed_during_a_join(kit: E2E, capsys: pytest.CaptureFixture[str]) -> None:
     """Documented (docs/architecture.md, 'Which launch failures ABANDON, and which wait'): the cluster, not
     the instance, is at fault — the launch joins (the agent tries the next manager) or waits with its hook
     kept alive and is finished later; it is never abandoned. The dead leader's instance is replaced and its
@@ -303,12 +309,14 @@ def test_leader_killed_during_a_join(kit: E2E) -> None:
     assert new in in_service(kit, group)
     assert old_leader not in in_service(kit, cloud.stack.manager_group)  # replaced
     assert seen[-1]
+    met = met_the_dead(kit, fault, old_leader)
+    observe(capsys, f"join: {[d['outcome'] for d in launch]}; went around the dead leader for {met}")
 
 
 # --- the leader killed during a demotion ---------------------------------------------------------------
 
 
-def test_leader_killed_during_a_demotion(kit: E2E) -> None:
+def test_leader_killed_during_a_demotion(kit: E2E, capsys: pytest.CaptureFixture[str]) -> None:
     """Documented (services/removal.py, docs/real-swarm.md 'SwarmOrchestrator'): the adapter goes around a
     manager that does not answer (the next candidate); a removal the swarm stops answering (NoLeader,
     Unreachable) waits — recorded, hook kept alive — and the guard's pass finishes it once a leader is
@@ -334,6 +342,7 @@ def test_leader_killed_during_a_demotion(kit: E2E) -> None:
     assert current not in in_service(kit, group)
     assert len(in_service(kit, group)) == 3
     assert seen[-1]
+    observe(capsys, f"demotion: {outcomes}, steps {mine[-1]['steps']}; leader per minute {seen}")
 
 
 # --- the leader killed during a rotation ---------------------------------------------------------------
@@ -345,6 +354,7 @@ def rotate(kit: E2E, secret: str, version: str) -> list[str]:
     cloud = kit.cloud
     arn = cloud.stack.physical[secret]["Ref"]
     fn = cloud.stack.function_for_arn(cloud.stack.rotations[str(arn)])
+    assert fn is not None, f"no rotation function for {secret}"
     failed: list[str] = []
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         for _attempt in range(3):
@@ -359,7 +369,7 @@ def rotate(kit: E2E, secret: str, version: str) -> list[str]:
     return failed
 
 
-def test_leader_killed_during_a_rotation(kit: E2E) -> None:
+def test_leader_killed_during_a_rotation(kit: E2E, capsys: pytest.CaptureFixture[str]) -> None:
     """Documented (docs/token-delivery.md, 'Rotation that cannot strand joins'): the step goes around the
     dead leader to a manager that answers; a step that fails anyway is retried with the same version and
     never rotates blind. In the end AWSCURRENT is exactly the token the swarm accepts, the old one is
@@ -387,12 +397,13 @@ def test_leader_killed_during_a_rotation(kit: E2E) -> None:
     settle(kit)
     launched = [r for r in cloud.lifecycle_results[since:] if r.group == group]
     assert [r.result for r in launched] == ["CONTINUE"]
+    observe(capsys, f"rotation: failed steps (retried) {failed}")
 
 
 # --- a manager cut off while it is being removed ---------------------------------------------------------
 
 
-def test_manager_cut_off_while_it_is_removed(kit: E2E) -> None:
+def test_manager_cut_off_while_it_is_removed(kit: E2E, capsys: pytest.CaptureFixture[str]) -> None:
     """Documented (services/removal.py): the demotion goes through the leader; a node that cannot be
     reached skips its leave (it goes Down by itself) and is removed once Down, or by the dead-node cleanup.
     CONTINUE; the swarm keeps its quorum and ends with the group's managers only."""
@@ -415,6 +426,7 @@ def test_manager_cut_off_while_it_is_removed(kit: E2E) -> None:
     assert "leave-skipped-unreachable" in mine[-1]["steps"], mine[-1]
     assert completions(kit, victim, "TERMINATING") == ["CONTINUE"]
     assert all(seen), "the swarm lost its leader while a cut-off manager was removed"
+    observe(capsys, f"cut off: {[d['outcome'] for d in mine]}, steps {mine[-1]['steps']}")
 
 
 # --- a node agent that dies half way -------------------------------------------------------------------

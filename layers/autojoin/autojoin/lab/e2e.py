@@ -29,7 +29,7 @@ class LabRunner(CommandRunner):
     lab: Lab
     nodes: dict[str, LabNode] = field(default_factory=dict)
     principals: dict[str, str] = field(default_factory=dict)
-    inner: LocalSocketRunner | None = None
+    inner: CommandRunner | None = None  # the lab's LocalSocketRunner (tests may wrap it)
 
     def local_node(self, instance_id: str) -> LocalNode | None:
         node = self.nodes.get(instance_id)
