@@ -182,6 +182,11 @@ class Orchestrator(ABC):
     def members(self) -> Sequence[Member]:
         """Every member, read from a reachable manager. Raises NoLeader without quorum."""
 
+    def joined_node(self, instance_id: str) -> str | None:
+        """The node id the instance's own daemon is an active swarm node with, asked of the node itself;
+        None when it is in no swarm or cannot say. For a join whose answer was lost. Default: None."""
+        return None
+
     @abstractmethod
     def label(self, node_id: str, labels: dict[str, str]) -> None: ...
 

@@ -10,7 +10,7 @@ import pytest
 from tests.unit.services.launch_world import ZONES, World, make_world, members_hiding, members_seen_as
 
 from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
-from autojoin.errors import CommandFailed, JoinDeferred, NodeNotReady, Unreachable
+from autojoin.errors import AlreadyInSwarm, CommandFailed, JoinDeferred, NodeNotReady, Unreachable
 from autojoin.ports import CompletionOutcome, Member
 from autojoin.services.launch import Outcome
 
@@ -490,3 +490,84 @@ def test_deferred_launches_say_which_instance_waits(world: World, monkeypatch: p
     with pytest.raises(JoinDeferred) as caught:
         world.service.handle(worker)
     assert str(caught.value) == f"{worker.instance_id} cannot run commands yet; its launch stays pending"
+
+
+# --- a join whose handler lost the cluster, or died, after the node joined (issue 13) --------------------
+
+
+def test_the_cluster_stops_answering_after_the_node_joined_keeps_the_launch_pending(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node joined; then no manager answers the Ready wait (the leader died, the others time out): the
+    cluster is at fault, not the instance (docs/architecture.md): pending with a heartbeat, never ABANDON;
+    the next try finds the node in the swarm unlabelled, asks it which node it is, labels it, CONTINUE."""
+    _cluster(world)
+    real = world.swarm.members
+    calls = {"n": 0}
+
+    def unreachable_after_the_join() -> Sequence[Member]:
+        calls["n"] += 1
+        if calls["n"] >= 2:  # members before the join answer; the Ready wait's read does not
+            raise Unreachable("no manager answers")
+        return real()
+
+    monkeypatch.setattr(world.swarm, "members", unreachable_after_the_join)
+    action = world.launch(Role.WORKER, "us-east-1b")
+    d = world.service.handle(action)
+    assert (d.outcome, d.result, d.error) == (Outcome.PENDING, None, "Unreachable")
+    assert action.instance_id not in {iid for iid, *_ in world.fleet.completions}
+    assert [a.instance_id for a, _ in world.state.pending("demo")] == [action.instance_id]
+    monkeypatch.setattr(world.swarm, "members", real)
+    (done,) = world.service.finish_pending()
+    assert (done.outcome, done.result) == (Outcome.ALREADY_MEMBER, LifecycleResult.CONTINUE), done
+    assert done.node_id == world.swarm.node_id_of(action.instance_id)
+    member = next(m for m in real() if m.node_id == done.node_id)
+    assert member.labels["instance-id"] == action.instance_id
+    assert len([m for m in real() if m.role is Role.WORKER]) == 1  # the same node, not a second one
+
+
+def test_a_retry_after_the_handler_died_between_join_and_label_takes_the_unlabelled_node(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The function died after the node joined and before it labelled it (a Lambda timeout): the retry's
+    ticket meets 'already part of a swarm'; the node's daemon says which node it is, an unlabelled worker:
+    labelled, CONTINUE (before: ABANDON, and the node stayed in the swarm unlabelled)."""
+    _cluster(world)
+    action = world.launch(Role.WORKER, "us-east-1b")
+    real_label = world.swarm.label
+
+    class Died(BaseException):
+        pass
+
+    def die(node_id: str, labels: dict[str, str]) -> None:
+        raise Died
+
+    monkeypatch.setattr(world.swarm, "label", die)
+    with pytest.raises(Died):
+        world.service.handle(action)
+    monkeypatch.setattr(world.swarm, "label", real_label)
+    d = world.service.handle(action)  # Lambda's retry
+    assert (d.outcome, d.result) == (Outcome.ALREADY_MEMBER, LifecycleResult.CONTINUE), d
+    assert [m.labels.get("instance-id") for m in world.swarm.members() if m.role is Role.WORKER] == [
+        action.instance_id
+    ]
+
+
+def test_an_instance_already_in_the_swarm_as_another_s_node_or_role_is_not_taken(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'Already part of a swarm' and the daemon names a node labelled for another instance, a node of
+    another role, or none: AlreadyInSwarm, ABANDON as before."""
+    _cluster(world, managers=1, workers=1)
+    labelled = next(m for m in world.swarm.members() if m.role is Role.WORKER)
+    manager = next(m for m in world.swarm.members() if m.role is Role.MANAGER)
+    for claimed in (labelled.node_id, manager.node_id, None):
+        action = world.launch(Role.WORKER, "us-east-1c")
+        monkeypatch.setattr(world.swarm, "join", lambda *_a, **_k: (_ for _ in ()).throw(AlreadyInSwarm("x")))
+        monkeypatch.setattr(world.swarm, "joined_node", lambda _iid, c=claimed: c)
+        d = world.service.handle(action)
+        assert (d.outcome, d.result, d.error) == (
+            Outcome.ABANDONED,
+            LifecycleResult.ABANDON,
+            "AlreadyInSwarm",
+        )

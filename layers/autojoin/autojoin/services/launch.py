@@ -18,7 +18,11 @@ Flow for one launch lifecycle action (docs/token-delivery.md has the security si
 6. Verify the node id the node reported: it must be a node that was not in the swarm before this join,
    with the expected role, labelled for no other instance — a node may report any id. Then wait for it
    to be Ready, label it, CONTINUE. Any other failure to join → ABANDON (the group replaces the
-   instance): the safe result of a launch hook. (An agent that gave no answer — it died half way — may
+   instance): the safe result of a launch hook. A join whose answer was lost (the agent died half way)
+   is resolved by asking the node's daemon (the orchestrator); the cluster not answering after the node
+   joined keeps the launch pending; a retry that finds the node already in the swarm but unlabelled (an
+   earlier try died before labelling) takes that node when it is a member with the right role and no
+   instance's label. (An agent that gave no answer — it died half way — may
    have joined: the orchestrator asks the node's daemon and reports the node id it is in the swarm with.)
 """
 
@@ -39,6 +43,7 @@ from autojoin.domain.model import (
     Role,
 )
 from autojoin.errors import (
+    AlreadyInSwarm,
     InvalidJoinToken,
     JoinDeferred,
     NodeNotReady,
@@ -357,12 +362,26 @@ class LaunchService:
                     error="NotLaunchingInGroup",
                 )
             else:
-                node_id = self._hand_off_and_join(iid, role, members)
-                if any(m.node_id == node_id for m in members):
-                    raise _ForeignNode("the node reported the id of a node that was in the swarm before")
-                outcome, reason = Outcome.JOINED, f"joined as {role.value}"
-            self._await_ready(node_id, role, iid)
-            self.orchestrator.label(node_id, _labels(instance, group))
+                try:
+                    node_id = self._hand_off_and_join(iid, role, members)
+                except AlreadyInSwarm:
+                    node_id = self._adopt(iid, role, members)
+                    outcome, reason = (
+                        Outcome.ALREADY_MEMBER,
+                        "an earlier try joined it (unlabelled): labelled",
+                    )
+                else:
+                    if any(m.node_id == node_id for m in members):
+                        raise _ForeignNode("the node reported the id of a node that was in the swarm before")
+                    outcome, reason = Outcome.JOINED, f"joined as {role.value}"
+            try:
+                self._await_ready(node_id, role, iid)
+                self.orchestrator.label(node_id, _labels(instance, group))
+            except Unreachable as exc:
+                # The node is in; the cluster stopped answering (the leader died, the others timed out):
+                # not the instance's fault. Pending; the next try finds the node (by its label, or by
+                # asking it: _adopt) and finishes.
+                return self._wait(action, role, instance, _cluster_down(exc), error=type(exc).__name__)
         except NodeNotReady as exc:
             # The node is still booting (SSM not registered, user data not done): keep its hook alive and
             # let the invocation be retried, rather than abandon an instance that is merely early.
@@ -411,6 +430,20 @@ class LaunchService:
                 refreshed = True  # a rotation just happened: refresh the cached token, try once more
             finally:
                 self.handoff.withdraw(instance_id)
+
+    def _adopt(self, instance_id: str, role: Role, members: Sequence[Member]) -> str:
+        """The instance is already in the swarm but no member is labelled for it: an earlier try joined it
+        and died (or lost the cluster) before labelling. Its own daemon says which node it is; that node is
+        taken only if it is a member with the expected role and no instance's label. Else AlreadyInSwarm."""
+        node_id = self.orchestrator.joined_node(instance_id)
+        member = next((m for m in members if m.node_id == node_id), None) if node_id else None
+        if (
+            member is None
+            or member.role is not role
+            or (member.instance_id or member.labels.get("instance-id"))
+        ):
+            raise AlreadyInSwarm(f"{instance_id} is in a swarm as no unlabelled {role.value} of this cluster")
+        return member.node_id
 
     def _await_ready(self, node_id: str, role: Role, instance_id: str) -> None:
         waited = 0.0

@@ -335,6 +335,13 @@ class SimSwarm(Orchestrator):
         node = self._nodes.get(node_id)
         return None if node is None else node.instance_id
 
+    def joined_node(self, instance_id: str) -> str | None:
+        """The port's question, asked of the machine: its node id while it is in a swarm (None if down)."""
+        machine = self._machine(instance_id)
+        if not self._answers(machine):
+            return None
+        return self._in_swarm.get(instance_id)
+
     def is_up(self, instance_id: str) -> bool:
         return self._machine(instance_id).up
 

@@ -315,18 +315,19 @@ class SwarmOrchestrator(Orchestrator):
         try:
             result = self._runner.run(instance_id, argv, timeout=self._join_timeout)
         except Unreachable:
-            found = self._joined_anyway(instance_id)
+            found = self.joined_node(instance_id)
             if found is None:
                 raise
             return found
         if parse_agent_output(result.stdout) is None:
-            found = self._joined_anyway(instance_id)
+            found = self.joined_node(instance_id)
             if found is not None:
                 return found
         return str(self._agent_result(result, "autojoin-node join")["node_id"])
 
-    def _joined_anyway(self, instance_id: str) -> str | None:
-        """The node id of the instance's daemon when it is an active swarm node; None when not, or unknown."""
+    def joined_node(self, instance_id: str) -> str | None:
+        """The node id of the instance's daemon when it is an active swarm node (``autojoin-node info``);
+        None when it is not, or cannot say."""
         try:
             info = self.node_info(instance_id)
         except (OrchestratorError, TransientAwsError):
