@@ -35,6 +35,7 @@ from autojoin.domain.model import Role
 from autojoin.errors import OrchestratorError
 from autojoin.lab import Lab
 from autojoin.lab.e2e import E2E, e2e_cloud
+from autojoin.localcloud.faults import FaultPlan, FunctionKilled, install
 from autojoin.node import agent
 from autojoin.ports import Clock, CommandResult, CommandRunner
 
@@ -97,7 +98,7 @@ class Tap(CommandRunner):
         for f in due:
             if not f.after:
                 f.harm(instance_id)
-        how = "killed"
+        how, t0 = "killed", time.monotonic()
         try:
             result = self.inner.run(instance_id, argv, timeout=timeout)
             how = f"exit {result.exit_code}: {result.stderr.strip()[:80]} {result.stdout.strip()[-80:]}"
@@ -108,7 +109,7 @@ class Tap(CommandRunner):
             how = type(exc).__name__
             raise
         finally:
-            self.sent.append((instance_id, tuple(argv), how))
+            self.sent.append((instance_id, tuple(argv), f"{how} [{time.monotonic() - t0:.1f} s]"))
             for f in due:
                 if f.after:
                     f.harm(instance_id)
@@ -121,6 +122,7 @@ def kit(lab: Lab) -> Iterator[E2E]:
             k.cloud.deps_for(fn).__dict__["clock"] = WallClock(k.cloud.clock)
         assert k.runner.inner is not None
         k.runner.inner = Tap(k.runner.inner)
+        install(k.cloud, FaultPlan())  # no AWS faults: only a FunctionKilled counts as the run dying
         cloud = k.cloud
         cloud.set_desired(cloud.stack.manager_group, 3)
         cloud.run_until_idle(1800)
@@ -232,7 +234,7 @@ def waiting_actions(kit: E2E) -> list[str]:
     ]
 
 
-def decisions(kit: E2E, function: str, since: int) -> list[dict[str, Any]]:
+def decisions(kit: E2E, function: str | tuple[str, ...], since: int) -> list[dict[str, Any]]:
     """Every decision a function's invocations made since invocation ``since`` (nested ones too: a launch's
     ``also_joined``, a removal's ``also``, a guard pass's ``resumed``, the reconciler's launch results)."""
     out: list[dict[str, Any]] = []
@@ -248,7 +250,7 @@ def decisions(kit: E2E, function: str, since: int) -> list[dict[str, Any]]:
                 walk(v)
 
     for inv in kit.cloud.invocations[since:]:
-        if inv.function == function:
+        if inv.function in ((function,) if isinstance(function, str) else function):
             walk(inv.result)
     return out
 
@@ -285,17 +287,18 @@ def test_the_cluster_starts_consistent(kit: E2E) -> None:
 # --- the leader killed during a join -------------------------------------------------------------------
 
 
-def test_leader_killed_during_a_join(kit: E2E, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("after", [False, True], ids=["before the node joins", "while it waits for Ready"])
+def test_leader_killed_during_a_join(kit: E2E, capsys: pytest.CaptureFixture[str], after: bool) -> None:
     """Documented (docs/architecture.md, 'Which launch failures ABANDON, and which wait'): the cluster, not
-    the instance, is at fault — the launch joins (the agent tries the next manager) or waits with its hook
-    kept alive and is finished later; it is never abandoned. The dead leader's instance is replaced and its
-    Down voter removed."""
+    the instance, is at fault — the launch joins (the agent tries the next manager, the handler's reads go
+    to the next manager) or waits with its hook kept alive and is finished later; it is never abandoned.
+    The dead leader's instance is replaced and its Down voter removed."""
     cloud = kit.cloud
     group = cloud.stack.worker_group
     old_leader = leader(kit)
     before = in_service(kit, group)
     since = len(cloud.invocations)
-    fault = tap(kit).arm("autojoin-node", "join", harm=crash(kit))
+    fault = tap(kit).arm("autojoin-node", "join", harm=crash(kit), after=after)
     cloud.set_desired(group, len(before) + 1)
     seen = settle(kit)
     assert fault.fired_on is not None, "no join was sent: the fault never fired"
@@ -311,6 +314,12 @@ def test_leader_killed_during_a_join(kit: E2E, capsys: pytest.CaptureFixture[str
     assert seen[-1]
     met = met_the_dead(kit, fault, old_leader)
     observe(capsys, f"join: {[d['outcome'] for d in launch]}; went around the dead leader for {met}")
+    slow = [
+        (" ".join(a[:3]), h[-9:])
+        for _i, a, h in tap(kit).sent[fault.at :]
+        if float(h.rsplit("[", 1)[1].split()[0]) > 3
+    ]
+    observe(capsys, f"join: commands over 3 s after the fault: {slow}")
 
 
 # --- the leader killed during a demotion ---------------------------------------------------------------
@@ -501,3 +510,40 @@ def test_node_agent_dies_half_way_through_a_join(
     handoff = cloud.stack.physical["HandoffTable"]["Ref"]
     assert cloud.session.client("dynamodb").scan(TableName=handoff)["Count"] == 0
     assert len(in_service(kit, group)) == len(before) + 1
+
+
+# --- the handler dies half way through a join (after the node joined, before it is labelled) -------------
+
+
+def test_handler_dies_after_the_node_joined_and_the_join_is_finished_later(
+    kit: E2E, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not one of the issue's five, the same kind: OnLaunchFunction dies (a Lambda timeout) right after the
+    node joined, before it labelled it. The next try (Lambda's retry, or the reconciler's pass for a
+    launch left waiting) offers a ticket and the node says it is already in a swarm. Documented
+    (services/launch.py): the node's daemon is asked which node it is; an unlabelled member of the right
+    role is taken, labelled, CONTINUE. Before this was handled the next try ABANDONed the instance and its
+    node stayed in the swarm, Down and unlabelled, for good."""
+    cloud = kit.cloud
+    group = cloud.stack.worker_group
+    before = in_service(kit, group)
+    since = len(cloud.invocations)
+
+    def die(_sent_to: str) -> None:
+        raise FunctionKilled("OnLaunchFunction timed out after the join")
+
+    fault = tap(kit).arm("autojoin-node", "join", harm=die, after=True)
+    cloud.set_desired(group, len(before) + 1)
+    settle(kit)
+    assert fault.fired_on is not None, "no join was sent: the handler never died"
+    new = fault.fired_on
+    runs = [i for i in cloud.invocations[since:] if i.function == "OnLaunchFunction"]
+    assert runs[0].error_type == "FunctionCrashed", runs[0]
+    # Lambda's retries (their idempotency record of the dead run is still in progress) or the reconciler
+    finishers = ("OnLaunchFunction", "ReconcileFunction")
+    launch = [d for d in decisions(kit, finishers, since) if d["instance_id"] == new]
+    assert [d["outcome"] for d in launch] == ["already_member"], launch
+    assert completions(kit, new, "LAUNCHING") == ["CONTINUE"]
+    member = next(m for m in kit.orchestrator.members() if m.labels.get("instance-id") == new)
+    assert member.node_id == launch[0]["node_id"] and member.ready and member.role is Role.WORKER
+    observe(capsys, f"handler died: runs {[(i.attempt, i.error_type) for i in runs]}; then {launch}")
