@@ -13,7 +13,10 @@ swarm:
   it either, as SSM could not;
 * agent dies half way: the in-process node agent is stopped at a real point of its own code (after it took
   its ticket, or after the daemon accepted the join) by an exception no handler catches, and the runner
-  reports what SSM reports for a killed command: exit 137, no output.
+  reports what SSM reports for a killed command: exit 137, no output;
+* (one more of the same kind) the handler dies half way: ``FunctionKilled`` from localcloud/faults.py
+  right after the node joined, before it is labelled (a Lambda timeout); Lambda's retries and the
+  reconciler follow.
 
 Then each test checks what the docs say the handler does (retry, defer with a heartbeat, ABANDON) and that
 the swarm ends consistent with the groups: managers = the manager group's InService instances, all Ready
@@ -27,6 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +46,7 @@ from autojoin.ports import Clock, CommandResult, CommandRunner
 from .swarm_support import BUDGET, eventually
 
 pytestmark = pytest.mark.swarm
-TEMPLATE = __import__("pathlib").Path(__file__).resolve().parents[2] / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 FUNCTIONS = ("OnLaunchFunction", "OnTerminateFunction", "ReconcileFunction")
 
