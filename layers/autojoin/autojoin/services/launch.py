@@ -23,8 +23,7 @@ Flow for one launch lifecycle action (docs/token-delivery.md has the security si
    is resolved by asking the node's daemon (the orchestrator); the cluster not answering after the node
    joined keeps the launch pending; a retry that finds the node already in the swarm but unlabelled (an
    earlier try died before labelling) takes that node when it is a member with the right role and no
-   instance's label. (An agent that gave no answer — it died half way — may
-   have joined: the orchestrator asks the node's daemon and reports the node id it is in the swarm with.)
+   instance's label.
 """
 
 from __future__ import annotations
