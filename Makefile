@@ -107,6 +107,7 @@ bench-burst: setup ## the 200-launch worker burst on the local cloud, timed agai
 bench-resilience: setup ## chaos timelines, plain Auto Scaling vs autojoin (TIMELINES=40 JOBS=2): build/bench, docs/img
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q 'matplotlib>=3.8'
 	nice $(BIN)/python scripts/bench_resilience.py --timelines $(or $(TIMELINES),40) --jobs $(or $(JOBS),2)
+	cp build/bench/resilience.json docs/benchmarks-resilience.json
 
 lab-up: setup    ## a real swarm lab: 3 managers, 2 workers over 3 AZs
 	$(BIN)/autojoin lab up --managers 3 --workers 2
