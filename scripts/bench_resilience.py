@@ -102,24 +102,20 @@ def _table(counted: list[dict[str, Any]], arm: str) -> dict[str, Any]:
 
 
 def _series(counted: list[dict[str, Any]], every: float) -> dict[str, Any]:
-    """Per sample minute: the share/mean over the timelines still running at that minute (they end at
-    different times: the last step plus half an hour)."""
-    lengths = sorted(len(t["arms"]["autojoin"]["samples"]) for t in counted)
-    if not lengths:
-        return {"minutes": []}
-    horizon = lengths[int(0.9 * (len(lengths) - 1))]  # where 90 % of the timelines still run
-    out: dict[str, Any] = {"minutes": [i * every / 60 for i in range(horizon)], "running": []}
-    for i in range(horizon):
-        out["running"].append(sum(1 for t in counted if len(t["arms"]["autojoin"]["samples"]) > i))
+    """Per sample minute: the share/mean over every counted timeline. Timelines end at different times
+    (the last step plus the settling time); after its end a timeline's last sample is carried forward (no
+    step is left to change it), so every minute averages over all of them."""
+    horizon = max((len(t["arms"][arm]["samples"]) for t in counted for arm in ARMS), default=0)
+    out: dict[str, Any] = {"minutes": [i * every / 60 for i in range(horizon)]}
     for arm in ARMS:
         per: dict[str, list[float]] = {k: [] for k, *_ in PLOTS}
         cumulative: list[int] = []
         losses = sorted(x["at"] for t in counted for x in t["arms"][arm]["losses"] if x["cause"] == "scaling")
         for i in range(horizon):
             rows = [
-                dict(zip(SAMPLE_FIELDS, t["arms"][arm]["samples"][i], strict=True))
-                for t in counted
-                if len(t["arms"][arm]["samples"]) > i
+                dict(zip(SAMPLE_FIELDS, samples[min(i, len(samples) - 1)], strict=True))
+                for samples in (t["arms"][arm]["samples"] for t in counted)
+                if samples
             ]
             for key, values in per.items():
                 values.append(round(mean(float(r[key]) for r in rows), 4) if rows else 0.0)
@@ -166,7 +162,7 @@ def _plots(series: dict[str, Any], img: Path, n: int) -> list[Path]:
         ax.set_xlabel("simulated minutes since the timeline started")
         ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left" if key in {"down_voters", "gap"} else "lower left", fontsize=8)
+        ax.legend(loc="upper left" if key in {"down_voters", "gap"} else "center left", fontsize=8)
         fig.tight_layout()
         path = img / f"resilience-{key.replace('_', '-')}.png"
         fig.savefig(path)
@@ -259,8 +255,8 @@ def _fragment(doc: dict[str, Any], plots: list[Path], img_rel: str) -> str:
         f"{meta['excluded']} left out this run"
         + (": " + "; ".join(f"{k}: {v}" for k, v in meta["excluded_why"].items()) if meta["excluded"] else "")
         + ".",
-        "- Over-time plots: the mean over the timelines still running at that minute (they end at different "
-        "times); cut where 90 % still run.",
+        "- Over-time plots: the mean over every counted timeline at that simulated minute; a timeline that "
+        "has ended (last step plus the settling time) counts with its last sample.",
         f"- Wall time {meta['wall_seconds']:.0f} s for {meta['timelines']} timelines x 2 arms "
         f"({meta['timelines_per_second']:.3f} timelines/s with {meta['jobs']} processes).",
         "",
