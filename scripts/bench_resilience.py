@@ -270,6 +270,30 @@ def _fragment(doc: dict[str, Any], plots: list[Path], img_rel: str) -> str:
     return "\n".join(lines)
 
 
+def _write_outputs(doc: dict[str, Any], out: Path, img: Path, *, plots: bool) -> int:
+    """The fragment and (unless ``plots`` is off) the PNGs of a finished run's document."""
+    counted = doc["meta"]["counted"]
+    drawn = _plots(doc["series"], img, counted) if plots and counted else []
+    img_rel = os.path.relpath(img, REPO / "docs")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "resilience.md").write_text(_fragment(doc, drawn, img_rel), encoding="utf-8")
+    return len(drawn)
+
+
+def _render(source: Path, out: Path, img: Path, *, plots: bool) -> int:
+    try:
+        doc = json.loads(source.read_text(encoding="utf-8"))
+        missing = [k for k in ("meta", "series", "table") if not isinstance(doc.get(k), dict)]
+        if missing:
+            raise KeyError(", ".join(missing))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: {source} is not a resilience.json: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    drawn = _write_outputs(doc, out, img, plots=plots)
+    print(f"wrote {out / 'resilience.md'}, {drawn} plot(s) from {source}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--timelines", type=int, default=DEFAULT_TIMELINES, help="timelines to run")
@@ -283,7 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle", type=float, default=None, help="simulated seconds after the last step (default: 1800)"
     )
+    parser.add_argument(
+        "--render", type=Path, default=None, help="no run: rewrite the fragment and plots from this JSON"
+    )
     args = parser.parse_args(argv)
+    if args.render is not None:
+        return _render(args.render, args.out, args.img, plots=not args.no_plots)
     if args.timelines < 1 or args.jobs < 1 or args.sample_every <= 0 or args.first < 0:
         print("error: --timelines and --jobs must be at least 1, --sample-every positive", file=sys.stderr)
         return 2
@@ -363,9 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "resilience.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    plots = [] if args.no_plots or not counted else _plots(series, args.img, len(counted))
-    img_rel = os.path.relpath(args.img, REPO / "docs")
-    (args.out / "resilience.md").write_text(_fragment(doc, plots, img_rel), encoding="utf-8")
+    _write_outputs(doc, args.out, args.img, plots=not args.no_plots)
     for arm in ARMS:
         t = doc["table"][arm]
         print(
@@ -374,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             f"any-one-AZ {_pct(t.get('time_surviving_any_one_az_loss', 0))}"
             f"  Down voters at end {t.get('down_voters_at_end_mean', 0):.2f}  gap {t.get('gap_mean', 0):.2f}"
         )
-    print(f"wrote {args.out / 'resilience.json'}, {args.out / 'resilience.md'}, {len(plots)} plot(s)")
+    print(f"wrote {args.out / 'resilience.json'}, {args.out / 'resilience.md'} and the plots")
     return 0
 
 

@@ -65,6 +65,9 @@ def test_a_tiny_run_writes_both_arms_figures_in_range(tmp_path: Path) -> None:
     assert "| quorum losses caused by scaling actions |" in fragment
     assert "--timelines 1 --seed 1 --jobs 1 --first 3 --settle 300" in fragment
     assert "--timelines 2000" in fragment
+    again = tmp_path / "again"
+    assert _script().main(["--render", str(out / "resilience.json"), "--out", str(again), "--no-plots"]) == 0
+    assert (again / "resilience.md").read_text() == fragment
 
 
 def test_plain_auto_scaling_leaves_the_down_voter_of_an_abrupt_manager_terminate_and_autojoin_does_not() -> (
