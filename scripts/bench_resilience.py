@@ -25,6 +25,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -260,7 +261,7 @@ def _fragment(doc: dict[str, Any], plots: list[Path], img_rel: str) -> str:
         f"- Wall time {meta['wall_seconds']:.0f} s for {meta['timelines']} timelines x 2 arms "
         f"({meta['timelines_per_second']:.3f} timelines/s with {meta['jobs']} processes).",
         "",
-        "Command (this run):",
+        f"Command (this run, at commit {meta.get('commit', 'unknown')}):",
         "",
         "```",
         meta["command"],
@@ -268,6 +269,24 @@ def _fragment(doc: dict[str, Any], plots: list[Path], img_rel: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _commit() -> str:
+    """The commit measured (``+changes`` when tracked files differ from it); "unknown" outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
 
 
 def _write_outputs(doc: dict[str, Any], out: Path, img: Path, *, plots: bool) -> int:
@@ -371,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_seconds": round(wall, 1),
             "timelines_per_second": args.timelines / wall if wall else 0.0,
             "cpu_count": os.cpu_count(),
+            "commit": _commit(),
             "command": command,
         },
         "table": {arm: _table(counted, arm) for arm in ARMS},
