@@ -13,7 +13,7 @@ CHECK_PYTHON   ?= $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info
 
 .PHONY: help setup demo test lint typecheck unit localcloud swarm template cov clean lab-up lab-down bench-swarm \
         tools build build-check deploy checkov bench-cold-start lock bench-replay sync-project check-install \
-        mutate bench-burst
+        mutate bench-burst bench-resilience
 
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -103,6 +103,11 @@ mutate: setup    ## mutation testing (mutmut; slow, not part of test): kill rate
 
 bench-burst: setup ## the 200-launch worker burst on the local cloud, timed against `import boto3`
 	nice $(BIN)/python scripts/bench_burst.py
+
+bench-resilience: setup ## chaos timelines, plain Auto Scaling vs autojoin (TIMELINES=100 JOBS=2): build/bench, docs/img
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q 'matplotlib>=3.8'
+	nice $(BIN)/python scripts/bench_resilience.py --timelines $(or $(TIMELINES),100) --jobs $(or $(JOBS),2)
+	cp build/bench/resilience.json docs/benchmarks-resilience.json
 
 lab-up: setup    ## a real swarm lab: 3 managers, 2 workers over 3 AZs
 	$(BIN)/autojoin lab up --managers 3 --workers 2

@@ -165,13 +165,19 @@ class Marks:
 
 
 class World:
-    """``with World(spec, seed=0) as world``: a provisioned, seeded LocalCloud."""
+    """``with World(spec, seed=0) as world``: a provisioned, seeded LocalCloud.
 
-    def __init__(self, spec: ClusterSpec, *, seed: int = 0, template: Path | None = None) -> None:
+    ``removal=False`` runs the stack as plain Auto Scaling (scenario/baseline.py): AWS's default
+    termination policy, no terminate hook, no guard, no reconciler, no dead-node cleanup; joins as usual."""
+
+    def __init__(
+        self, spec: ClusterSpec, *, seed: int = 0, template: Path | None = None, removal: bool = True
+    ) -> None:
         from autojoin.localcloud import LocalCloud
 
         self.spec = spec
         self.seed = seed
+        self.removal = removal
         self.template = find_template(template)
         self.cloud = LocalCloud(self.template, seed=seed, region=spec.region, zones=spec.zones)
         self.aliases = Aliases()
@@ -187,6 +193,10 @@ class World:
             self.cloud.__enter__()
             try:
                 self._provision()
+                if not self.removal:
+                    from autojoin.scenario.baseline import plain_auto_scaling
+
+                    plain_auto_scaling(self.cloud, self.groups.values())
                 self._seed()
                 self.cloud.enable_schedules()  # the template's rate() rules: the reconciler's tick
             except BaseException:
