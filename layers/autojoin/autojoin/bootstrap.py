@@ -229,7 +229,11 @@ class Deps:
         from autojoin.services.rotation import RotationService
 
         return RotationService(
-            self.settings, vault=self.vault, orchestrator=self.orchestrator, state=self.state
+            self.settings,
+            vault=self.vault,
+            orchestrator=self.orchestrator,
+            state=self.state,
+            clock=self.clock,
         )
 
 

@@ -125,6 +125,38 @@ def test_rotations_are_serialised_by_the_cluster_lease(setup: Setup) -> None:
     assert setup.state.leases == {"demo": "guard:remove-node"}
 
 
+def test_a_step_waits_for_the_lease_another_change_holds_then_rotates(setup: Setup) -> None:
+    clock = SimClock()
+    service = RotationService(
+        SETTINGS, vault=setup.vault, orchestrator=setup.swarm, state=setup.state, clock=clock
+    )
+    old = setup.vault.current[Role.WORKER]
+    start = clock.now()
+    assert setup.state.acquire_lease("demo", "guard:remove-node", 60)
+    clock.call_later(30, lambda: setup.state.release_lease("demo", "guard:remove-node"))
+
+    decision = service.handle(WRK_ARN, V2, "createSecret")
+
+    assert decision.action == "rotated in the cluster; stored as AWSPENDING"
+    assert (clock.now() - start).total_seconds() == 30  # polled every 5 s until the guard let go
+    assert setup.swarm.valid_token(old) is None
+    assert setup.state.leases == {}
+
+
+def test_a_step_gives_up_on_a_lease_held_longer_than_it_waits(setup: Setup) -> None:
+    clock = SimClock()
+    service = RotationService(
+        SETTINGS, vault=setup.vault, orchestrator=setup.swarm, state=setup.state, clock=clock, lease_wait=60
+    )
+    old = setup.vault.current[Role.WORKER]
+    start = clock.now()
+    assert setup.state.acquire_lease("demo", "guard:remove-node", 600)
+    with pytest.raises(LeaseHeld, match="guard:remove-node"):
+        service.handle(WRK_ARN, V2, "createSecret")
+    assert (clock.now() - start).total_seconds() == 60
+    assert setup.swarm.valid_token(old) is Role.WORKER  # nothing rotated
+
+
 @pytest.mark.parametrize("bootstrapped", [False, True])
 def test_every_step_succeeds_with_no_cluster_or_no_current_token(bootstrapped: bool) -> None:
     setup = make(cluster=False)

@@ -8,7 +8,8 @@ moves AWSCURRENT (and takes AWSPENDING off). Joins that meet the window between 
 finishSecret refresh their token (a refresh prefers a pending version) and retry.
 
 Rules (docs/token-delivery.md, "Rotation that cannot strand joins"):
-- The swarm is the source of truth. Rotations are serialised by the cluster lease. A rotate is never
+- The swarm is the source of truth. Rotations are serialised by the cluster lease (a step waits up to
+  LEASE_WAIT for another change to release it, then fails with LeaseHeld). A rotate is never
   re-run blind: the node first reads what the swarm holds and, if the swarm no longer accepts AWSCURRENT
   (an earlier attempt rotated), stores that instead of rotating again.
 - testSecret repairs a mismatch (the swarm holds another token than AWSPENDING): the node stores the
@@ -26,10 +27,15 @@ from enum import StrEnum
 
 from autojoin.domain.model import Role
 from autojoin.errors import BadInput, LeaseHeld, OrchestratorError, TransientAwsError
-from autojoin.ports import Orchestrator, StateStore, TokenVault
+from autojoin.ports import Clock, Orchestrator, StateStore, TokenVault
 from autojoin.settings import Settings
 
 LEASE_TTL = 330  # seconds: longer than the rotation function's timeout (template.yaml, 300 s)
+# A step that finds the lease held (the guard removing a manager, the reconciler moving one) waits this long
+# for it, polling, before it fails with LeaseHeld: well inside the function's 300 s, and longer than one
+# graceful removal step holds it (found by a chaos run: a rotation during a scale-in from 7 managers to 3).
+LEASE_WAIT = 120.0
+LEASE_POLL = 5.0
 
 
 class Step(StrEnum):
@@ -58,12 +64,16 @@ class RotationService:
         orchestrator: Orchestrator,
         state: StateStore,
         lease_ttl: int = LEASE_TTL,
+        clock: Clock | None = None,
+        lease_wait: float = LEASE_WAIT,
     ) -> None:
         self.settings = settings
         self.vault = vault
         self.orchestrator = orchestrator
         self.state = state
         self.lease_ttl = lease_ttl
+        self.clock = clock  # None: no waiting for the lease (fail at once)
+        self.lease_wait = lease_wait
 
     def handle(self, secret_id: str, version_id: str, step: str) -> RotationDecision:
         role = self.settings.role_of_secret(secret_id)
@@ -121,19 +131,32 @@ class RotationService:
 
     def _lease(self, role: Role, version_id: str) -> _Lease:
         return _Lease(
-            self.state, self.settings.cluster, f"rotation:{role.value}:{version_id}", self.lease_ttl
+            self.state,
+            self.settings.cluster,
+            f"rotation:{role.value}:{version_id}",
+            self.lease_ttl,
+            self.clock,
+            self.lease_wait,
         )
 
 
 class _Lease:
-    """The cluster lease for one rotation step (a context manager); LeaseHeld when someone else holds it."""
+    """The cluster lease for one rotation step (a context manager). Held by another change: polled every
+    LEASE_POLL seconds for up to ``wait`` seconds, then LeaseHeld."""
 
-    def __init__(self, state: StateStore, cluster: str, holder: str, ttl: int) -> None:
+    def __init__(  # noqa: PLR0917 - one lease, every part of it
+        self, state: StateStore, cluster: str, holder: str, ttl: int, clock: Clock | None, wait: float
+    ) -> None:
         self.state, self.cluster, self.holder, self.ttl = state, cluster, holder, ttl
+        self.clock, self.wait = clock, wait
 
     def __enter__(self) -> None:
-        if not self.state.acquire_lease(self.cluster, self.holder, self.ttl):
-            raise LeaseHeld(self.cluster, self.state.lease_holder(self.cluster) or "another change")
+        waited = 0.0
+        while not self.state.acquire_lease(self.cluster, self.holder, self.ttl):
+            if self.clock is None or waited >= self.wait:
+                raise LeaseHeld(self.cluster, self.state.lease_holder(self.cluster) or "another change")
+            self.clock.sleep(LEASE_POLL)
+            waited += LEASE_POLL
 
     def __exit__(self, *_: object) -> None:
         self.state.release_lease(self.cluster, self.holder)
