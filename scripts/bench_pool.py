@@ -15,12 +15,13 @@ does not model Lambda's concurrent execution environments, so this benchmark mod
    counts, handler errors, and the GetSecretValue calls the pool made (counted by a botocore
    ``before-parameter-build`` hook on each environment's session).
 
-The same burst is run twice, side by side in one process: with the pool and with a single environment;
-the throughput ratio compares them (Python threads share one interpreter lock, and the local cloud is
-in-process CPU work, so the pool's gain here measures contention and correctness, not AWS's parallelism).
+The burst is run twice, side by side in one process: with the pool, then with a single environment
+(``--baseline-launches`` of them, default the same number); the throughput ratio compares them (Python
+threads share one interpreter lock, and the local cloud is in-process CPU work, so the pool's gain here
+measures contention and correctness, not AWS's parallelism).
 Each run's handling time is also given as a ratio of ``python -c 'import boto3'``. Nothing is asserted.
 
-    python scripts/bench_pool.py [--launches 1000] [--pool 10] [--json OUT]
+    python scripts/bench_pool.py [--launches 1000] [--pool 10] [--baseline-launches N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -169,11 +170,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--launches", type=int, default=1000)
     ap.add_argument("--pool", type=int, default=10, help="concurrent execution environments")
+    ap.add_argument("--baseline-launches", type=int, help="the single environment's burst (default: same)")
     ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
     args = ap.parse_args()
     baseline = _boto3_seconds()
     pooled = run_burst(args.launches, args.pool)
-    single = run_burst(args.launches, 1)
+    single = run_burst(args.baseline_launches or args.launches, 1)
     doc = {
         "pool": pooled,
         "single": single,
