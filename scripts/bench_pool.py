@@ -115,6 +115,9 @@ def run_burst(launches: int, pool: int, template: Path = ROOT / "template.yaml")
                     with lock:
                         handled[k] += 1
                         outcomes[str(result.get("outcome") if isinstance(result, dict) else result)] += 1
+                        done = sum(handled.values())
+                        if done % 100 == 0:
+                            print(f"bench_pool: {done}/{len(held)} handled", file=sys.stderr, flush=True)
                 except Exception as exc:  # a handler error: what Lambda reports (counted, never hidden)
                     with lock:
                         handled[k] += 1
