@@ -111,10 +111,9 @@ _LAUNCH_EXTRA = {
     "time)",
 }
 _RECONCILE_EXTRA = {
-    "autoscaling.DescribeAutoScalingGroups": "the cluster's groups are listed, then each group's instances "
-    "read again (one call per group after the listing)",
-    "ec2.DescribeInstances": "each group's instances' EC2 state and address (Auto Scaling's listing has "
-    "neither), one call per group",
+    "ec2.DescribeInstances": "EC2 asked which of the groups' instances are shutting down or terminated (a "
+    "machine that died outside Auto Scaling is still InService there until a health check); one call "
+    "per 200 instances",
     "dynamodb.GetItem reconcile": "the reconciler's own record (its last plan): a flapping zone must not "
     "cause churn",
     "dynamodb.PutItem reconcile": "the reconciler's record written back (this plan, for the next run)",
@@ -145,10 +144,10 @@ EXTRA: dict[str, dict[str, str]] = {
         "dynamodb.PutItem snapshot": "the snapshot refreshed after the change, for the termination policy",
     },
     "guard tick": {
-        "autoscaling.DescribeAutoScalingGroups": "each phase of the pass (waiting removals, unrecorded "
-        "Terminating:Wait instances, dead nodes, surplus managers) reads the groups afresh: one listing "
-        "shared by the phases would save most of these",
-        "ec2.DescribeInstances": "the instances' zones and states, read per phase as above",
+        "autoscaling.DescribeAutoScalingGroups": "the groups read again by a phase of the pass that does not "
+        "share the pass's one read",
+        "ec2.DescribeInstances": "EC2 asked which instances are shutting down or terminated (dead nodes: a "
+        "machine that died outside Auto Scaling is still InService there until a health check)",
         "dynamodb.Query removal": "the waiting removals read by two phases (resume, then the sweep of "
         "unrecorded ones)",
         "dynamodb.PutItem lease": "the change lease taken for the pass's changes",
