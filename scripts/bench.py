@@ -155,7 +155,7 @@ def main() -> int:
     ap.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build-check")
     ap.add_argument("--launches", type=int, default=1000)
     ap.add_argument("--pool", type=int, default=10)
-    ap.add_argument("--baseline-launches", type=int, default=1000)
+    ap.add_argument("--baseline-launches", type=int, default=200)
     ap.add_argument("--lab-prefix", default="ajb")
     ap.add_argument("--lab-root", default="/tmp/ajb-lab")  # noqa: S108 - root-only lab state
     ap.add_argument("--no-plots", action="store_true", help="no PNGs (no matplotlib needed)")

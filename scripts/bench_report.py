@@ -260,7 +260,9 @@ def _pool(e: dict[str, Any], plots: Plots) -> str:
         "worker group is scaled out at once, the launch lifecycle events are held, then a pool of threads — "
         "each one environment with its own boto3 session and composition root (token cache, clients, "
         "idempotency layer), cold on its first event — takes them from one queue; the local cloud then "
-        "runs until idle. Same process, side by side: the pool, then a single environment.\n\n"
+        "runs until idle. Same process, side by side: the pool, then a single environment (with fewer "
+        "launches when the run says so: each launch's work grows with the group's size, so the single "
+        "environment's launches/s at a smaller burst flatters it, never the pool).\n\n"
     )
     text += _table(
         [
