@@ -159,7 +159,17 @@ def main() -> int:
     ap.add_argument("--lab-prefix", default="ajb")
     ap.add_argument("--lab-root", default="/tmp/ajb-lab")  # noqa: S108 - root-only lab state
     ap.add_argument("--no-plots", action="store_true", help="no PNGs (no matplotlib needed)")
+    ap.add_argument(
+        "--combine",
+        nargs="+",
+        type=Path,
+        metavar="BENCHMARKS.json",
+        help="measure nothing: write the report from these runs' benchmarks.json (a piece that did not run "
+        "or failed in one is taken from a later one; each run's start and length are kept)",
+    )
     args = ap.parse_args()
+    if args.combine:
+        return combine(args.combine, args.docs, args.out, plots=not args.no_plots)
     only = [p.strip() for p in args.only.split(",")] if args.only else list(PIECES)
     unknown = [p for p in only if p not in PIECES]
     if unknown:
@@ -191,6 +201,32 @@ def main() -> int:
 
     write_report(doc, args.docs, args.out, plots=not args.no_plots)
     print(f"bench: wrote {args.docs / 'benchmarks.md'} and benchmarks.json in {total:.0f} s", file=sys.stderr)
+    return 0
+
+
+def combine(paths: list[Path], docs: Path, out: Path, *, plots: bool) -> int:
+    """One report from several runs that ran side by side (each piece's ratios are its own run's)."""
+    from bench_report import write_report
+
+    runs = [json.loads(p.read_text()) for p in paths]
+    pieces: dict[str, Any] = {}
+    source: dict[str, int] = {}
+    for k, run in enumerate(runs):
+        for name, entry in run["pieces"].items():
+            if name not in pieces or ("data" not in pieces[name] and "data" in entry):
+                pieces[name], source[name] = entry, k
+    meta = dict(runs[0]["meta"])
+    meta["runs"] = [
+        {
+            "started": r["meta"]["started"],
+            "total_seconds": r["meta"]["total_seconds"],
+            "pieces": sorted(n for n, k in source.items() if k == i),
+        }
+        for i, r in enumerate(runs)
+    ]
+    meta["total_seconds"] = max(r["meta"]["total_seconds"] for r in runs)
+    ordered = {n: pieces[n] for n in PIECES if n in pieces}
+    write_report({"meta": meta, "pieces": ordered}, docs, out, plots=plots)
     return 0
 
 

@@ -415,6 +415,23 @@ def _slim(data: Any) -> Any:
     return out
 
 
+def _runs_note(meta: dict[str, Any]) -> list[str]:
+    """When the report combines runs that ran side by side (``scripts/bench.py --combine``)."""
+    runs = meta.get("runs")
+    if not runs or len(runs) < 2:
+        return []
+    parts = [
+        f"{r['started']} for {r['total_seconds'] / 60:.1f} min: {', '.join(r['pieces']) or 'nothing kept'}"
+        for r in runs
+    ]
+    return [
+        "The pieces ran in " + str(len(runs)) + " invocations of scripts/bench.py side by side on this "
+        "machine (each ratio is taken within its own piece): " + "; ".join(parts) + ". The length above "
+        "is the longest invocation's.",
+        "",
+    ]
+
+
 def write_report(doc: dict[str, Any], docs: Path, out: Path, *, plots: bool = True) -> list[Path]:
     """Write docs/benchmarks.md, docs/benchmarks.json and the plots; return the files written."""
     pieces = doc["pieces"]
@@ -431,6 +448,7 @@ def write_report(doc: dict[str, Any], docs: Path, out: Path, *, plots: bool = Tr
         "same run. Benchmarks assert nothing; tests/bench/test_bench_smoke.py runs a tiny version of each "
         "to keep the code working. Figures: [benchmarks.json](benchmarks.json).",
         "",
+        *_runs_note(meta),
         "## Resilience against plain Auto Scaling",
         "",
         _resilience(pieces.get("resilience"), out),

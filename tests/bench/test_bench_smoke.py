@@ -169,3 +169,47 @@ def test_report_writes_every_section_and_says_what_did_not_run(tmp_path: Path, c
     saved = json.loads((tmp_path / "docs" / "benchmarks.json").read_text())
     assert saved["pieces"]["calls"]["data"]["events"].keys() == calls["events"].keys()
     assert [p.name for p in written] == ["benchmarks.md", "benchmarks.json"]
+
+
+def test_combine_takes_a_piece_that_failed_in_one_run_from_the_other(tmp_path: Path) -> None:
+    meta = {
+        "started": "s",
+        "total_seconds": 60.0,
+        "quick": False,
+        "python": "3.11",
+        "machine": "x",
+        "cpus": 2,
+        "load_average_end": 1.0,
+    }
+    policy = {
+        "instances": 10,
+        "repeat": 1,
+        "snapshot_bytes": 10,
+        "aws_budget_ms": 2000,
+        "cases": {
+            "worker group": {
+                "input_bytes": 2000,
+                "parse_ms": 1.0,
+                "decide_ms": 2.0,
+                "ratio": 2.0,
+                "allowed": 7,
+            }
+        },
+    }
+    first = {"meta": meta, "pieces": {"policy": {"status": "failed", "why": "killed"}}}
+    second = {
+        "meta": {**meta, "total_seconds": 120.0},
+        "pieces": {"policy": {"status": "ok", "data": policy}},
+    }
+    paths = []
+    for k, doc in enumerate((first, second)):
+        paths.append(tmp_path / f"run{k}.json")
+        paths[-1].write_text(json.dumps(doc))
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        assert _script("bench").combine(paths, tmp_path / "docs", tmp_path / "out", plots=False) == 0
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    md = (tmp_path / "docs" / "benchmarks.md").read_text()
+    assert "| worker group | 0.00 | 1.0 | 2.0 | 2.00x | 7 | yes |" in md and "killed" not in md
+    assert "2.0 minutes" in md and "ran in 2 invocations" in md
