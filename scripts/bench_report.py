@@ -255,6 +255,7 @@ def _pool(e: dict[str, Any], plots: Plots) -> str:
         )
     p = d["pool"]
     text = (
+        f"**{p['launches']:,} worker launches at once to {p['pool']} handler environments.** "
         "The local cloud runs each function as one warm environment, serially (localcloud/lambdas.py), so it "
         "does not model Lambda's concurrent execution environments. scripts/bench_pool.py models them: the "
         "worker group is scaled out at once, the launch lifecycle events are held, then a pool of threads — "
@@ -398,8 +399,8 @@ def _resilience(e: dict[str, Any] | None, out: Path) -> str:
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any], Plots], str]]] = [
     ("cold_start", "Cold start", _cold_start),
     ("calls", "AWS calls per event", _calls),
-    ("policy", "Termination policy at 30,000 instances", _policy),
-    ("pool", "Burst: 1,000 worker launches to a pool of handler environments", _pool),
+    ("policy", "Termination policy with many offered instances", _policy),
+    ("pool", "Burst: worker launches at once to a pool of handler environments", _pool),
     ("swarm", "Real swarm (lab)", _swarm),
 ]
 
