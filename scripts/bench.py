@@ -167,9 +167,10 @@ def main() -> int:
         help="measure nothing: write the report from these runs' benchmarks.json (a piece that did not run "
         "or failed in one is taken from a later one; each run's start and length are kept)",
     )
+    ap.add_argument("--note", action="append", default=[], help="with --combine: a sentence for the report")
     args = ap.parse_args()
     if args.combine:
-        return combine(args.combine, args.docs, args.out, plots=not args.no_plots)
+        return combine(args.combine, args.docs, args.out, plots=not args.no_plots, notes=args.note)
     only = [p.strip() for p in args.only.split(",")] if args.only else list(PIECES)
     unknown = [p for p in only if p not in PIECES]
     if unknown:
@@ -204,7 +205,7 @@ def main() -> int:
     return 0
 
 
-def combine(paths: list[Path], docs: Path, out: Path, *, plots: bool) -> int:
+def combine(paths: list[Path], docs: Path, out: Path, *, plots: bool, notes: list[str] | None = None) -> int:
     """One report from several runs that ran side by side (each piece's ratios are its own run's)."""
     from bench_report import write_report
 
@@ -225,6 +226,7 @@ def combine(paths: list[Path], docs: Path, out: Path, *, plots: bool) -> int:
         for i, r in enumerate(runs)
     ]
     meta["total_seconds"] = max(r["meta"]["total_seconds"] for r in runs)
+    meta["notes"] = list(notes or [])
     ordered = {n: pieces[n] for n in PIECES if n in pieces}
     write_report({"meta": meta, "pieces": ordered}, docs, out, plots=plots)
     return 0

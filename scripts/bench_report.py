@@ -419,8 +419,9 @@ def _slim(data: Any) -> Any:
 def _runs_note(meta: dict[str, Any]) -> list[str]:
     """When the report combines runs that ran side by side (``scripts/bench.py --combine``)."""
     runs = meta.get("runs")
+    notes = [f"{n}" for n in meta.get("notes", [])]
     if not runs or len(runs) < 2:
-        return []
+        return [*notes, ""] if notes else []
     parts = [
         f"{r['started']} for {r['total_seconds'] / 60:.1f} min: {', '.join(r['pieces']) or 'nothing kept'}"
         for r in runs
@@ -430,6 +431,7 @@ def _runs_note(meta: dict[str, Any]) -> list[str]:
         "machine (each ratio is taken within its own piece): " + "; ".join(parts) + ". The length above "
         "is the longest invocation's.",
         "",
+        *[line for n in notes for line in (n, "")],
     ]
 
 
