@@ -69,3 +69,21 @@ def test_a_failing_timeline_is_saved_and_reproduces(tmp_path: Path) -> None:
     ]
     assert found, "a run where every AWS call fails broke nothing"
     assert found == problems[: len(found)]
+
+
+def test_a_step_aws_refused_is_skipped_and_autojoin_s_problems_are_not() -> None:
+    from types import SimpleNamespace
+
+    refused = "RefreshInProgress: An Instance Refresh is already in progress and blocks the execution of this"
+    result = SimpleNamespace(
+        all_violations=["step 2: az-tolerance: managers 3-2-1 survive 0 AZ loss(es)"],
+        failed_checks=[(3, "managers: 6 != 7")],
+        errors=[(4, refused), (5, "LocalCloudError: something autojoin broke")],
+    )
+    problems, skipped = chaos.problems_of(result)
+    assert skipped == [f"step 4: {refused}"]
+    assert problems == [
+        "step 2: az-tolerance: managers 3-2-1 survive 0 AZ loss(es)",
+        "step 3: managers: 6 != 7",
+        "step 5: LocalCloudError: something autojoin broke",
+    ]
