@@ -13,7 +13,7 @@ CHECK_PYTHON   ?= $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info
 
 .PHONY: help setup demo test lint typecheck unit localcloud swarm template cov clean lab-up lab-down bench-swarm \
         tools build build-check deploy checkov bench-cold-start lock bench-replay sync-project check-install \
-        mutate bench-burst bench-resilience
+        mutate bench-burst bench-resilience bench
 
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -108,6 +108,15 @@ bench-resilience: setup ## chaos timelines, plain Auto Scaling vs autojoin (TIME
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q 'matplotlib>=3.8'
 	nice $(BIN)/python scripts/bench_resilience.py --timelines $(or $(TIMELINES),100) --jobs $(or $(JOBS),2)
 	cp build/bench/resilience.json docs/benchmarks-resilience.json
+
+# make bench: every benchmark on this machine, side by side in one run -> docs/benchmarks.md, .json, docs/img/.
+# RESILIENCE_ARGS go to scripts/bench_resilience.py (its defaults when empty); BENCH_ARGS to scripts/bench.py
+# (e.g. BENCH_ARGS='--only calls,policy'). Real-swarm piece: root, lab prefix ajb under /tmp/ajb-lab.
+RESILIENCE_ARGS ?=
+BENCH_ARGS ?=
+bench: setup build-check swarm-deps ## every benchmark (ratios, one run): docs/benchmarks.md, benchmarks.json, plots
+	$(BIN)/pip install -q -e '.[bench]'
+	nice $(BIN)/python scripts/bench.py --resilience-args "$(RESILIENCE_ARGS)" $(BENCH_ARGS)
 
 lab-up: setup    ## a real swarm lab: 3 managers, 2 workers over 3 AZs
 	$(BIN)/autojoin lab up --managers 3 --workers 2

@@ -5,7 +5,7 @@ It used to be a test and took a fifth of the suite's time; the tests keep a 20-l
 whether it passed, the CPU seconds it took and that time as a ratio of ``python -c 'import boto3'``
 (so the figure means the same on a loaded or an idle machine). Exit 1 if the scenario fails.
 
-    python scripts/bench_burst.py [--scenario scenarios/worker-burst-200.yaml]
+    python scripts/bench_burst.py [--scenario scenarios/worker-burst-200.yaml] [--json OUT]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def _run(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], float, float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="scenarios/worker-burst-200.yaml")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
     args = parser.parse_args()
     _, _, baseline = _run([sys.executable, "-c", "import boto3"])
     autojoin = str(Path(sys.executable).with_name("autojoin"))
@@ -52,6 +53,23 @@ def main() -> int:
     print(f"cpu seconds     {cpu:.1f}  (wall {wall:.1f} s)")
     print(f"import boto3    {baseline:.2f} cpu s")
     print(f"ratio           {cpu / baseline:.0f}x  the CPU time of `python -c 'import boto3'`")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "scenario": args.scenario,
+                    "passed": bool(doc.get("passed")),
+                    "exit": done.returncode,
+                    "workers": final.get("workers"),
+                    "lifecycle": final.get("lifecycle"),
+                    "cpu_s": cpu,
+                    "wall_s": wall,
+                    "boto3_cpu_s": baseline,
+                    "ratio_cpu": cpu / baseline,
+                },
+                indent=1,
+            )
+        )
     return 0 if done.returncode == 0 and doc.get("passed") else 1
 
 

@@ -14,7 +14,8 @@ import: the modules a handler loads lazily show up there. An empty event is bad 
 (the safe answer, no AWS call); one that calls AWS anyway (the reconciler's tick) meets an endpoint on
 loopback that refuses at once (AWS_ENDPOINT_URL, one attempt), so no time goes to the network.
 
-Usage: python scripts/bench_cold_start.py [--build-dir DIR] [--runs N] [--max-ratio R]
+Usage: python scripts/bench_cold_start.py [--build-dir DIR] [--runs N] [--max-ratio R] [--json OUT]
+--json OUT also writes every figure, and the size on disk of the layer and of each function, as JSON.
 Exit 1 when a handler's median import ratio is above --max-ratio (default 1.5). Not a test: timings are
 measured here and reported, never asserted in the test suite.
 """
@@ -79,6 +80,11 @@ def _runtime_dir(dest: Path) -> Path:
     return dest
 
 
+def _size(folder: Path) -> int:
+    """Bytes of every file under ``folder`` (what the zip holds, before compression)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
 def _run(python: str, target: str, path: list[str], env: dict[str, str]) -> dict[str, float]:
     out = subprocess.run(
         [python, "-S", "-c", _CHILD],
@@ -99,6 +105,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--max-ratio", type=float, default=1.5)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
     args = parser.parse_args()
     build = args.build_dir.resolve()
     layer = build / "AutojoinLayer" / "python"
@@ -156,6 +163,26 @@ def main() -> int:
         )
     verdict = "ok" if worst <= args.max_ratio else "TOO SLOW"
     print(f"worst import ratio {worst:.2f}x (limit {args.max_ratio}x): {verdict}")
+    if args.json:
+        doc = {
+            "build_dir": str(build),
+            "runs": args.runs,
+            "layer_bytes": _size(layer),
+            "functions": {
+                name: {
+                    "bytes": _size(build / name),
+                    "boto3_ms": med(r["boto3"]) * 1000,
+                    "import_ms": med(r["import"]) * 1000,
+                    "first_call_ms": med(r["first"]) * 1000,
+                    "import_ratio": med(r["ri"]),
+                    "first_call_ratio": med(r["rf"]),
+                }
+                for name, r in rows.items()
+            },
+            "worst_import_ratio": worst,
+            "max_ratio": args.max_ratio,
+        }
+        args.json.write_text(json.dumps(doc, indent=1))
     return 0 if worst <= args.max_ratio else 1
 
 

@@ -10,11 +10,13 @@ ratio). The first run of each command is reported apart: it may fill the templat
     python scripts/bench_replay.py                      # replay events/autoscaling_launch_worker.json
     python scripts/bench_replay.py --runs 7 --simulate scenarios/seed-2-2-1-survives-az-loss.yaml
     make bench-replay
+    python scripts/bench_replay.py --runs 3 --json OUT   # also write the figures as JSON to OUT
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -60,6 +62,7 @@ def main() -> int:
     parser.add_argument("--event", default="events/autoscaling_launch_worker.json")
     parser.add_argument("--simulate", metavar="SCENARIO", help="also time `autojoin simulate SCENARIO`")
     parser.add_argument("--cold", action="store_true", help="an empty template cache for every run")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
     args = parser.parse_args()
 
     python = sys.executable
@@ -72,12 +75,14 @@ def main() -> int:
 
     baseline = _series("import boto3", [python, "-c", "import boto3"], max(args.runs, 5), env, cold=False)
     rows = [("python -c 'import boto3'", baseline)]
+    keys = ["boto3"]
     rows.append(
         (
             f"autojoin replay {args.event}",
             _series("replay", [autojoin, "replay", args.event], args.runs, env, args.cold),
         )
     )
+    keys.append("replay")
     if args.simulate:
         rows.append(
             (
@@ -85,6 +90,7 @@ def main() -> int:
                 _series("simulate", [autojoin, "simulate", args.simulate], args.runs, env, args.cold),
             )
         )
+        keys.append("simulate")
     shutil.rmtree(cache, ignore_errors=True)
 
     print(f"{'command':<64} {'first':>7} {'median':>7} {'min':>7} {'max':>7} {'x boto3':>8}")
@@ -97,6 +103,13 @@ def main() -> int:
         f"peak RSS of any child: {peak:.0f} MB; "
         f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
+    if args.json:
+        doc = {
+            key: {"command": name, **t, "ratio": t["median"] / baseline["median"]}
+            for key, (name, t) in zip(keys, rows, strict=True)
+        }
+        doc["runs"] = {"each": args.runs, "cold_cache": args.cold}
+        args.json.write_text(json.dumps(doc, indent=1))
     return 0
 
 

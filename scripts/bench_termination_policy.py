@@ -1,7 +1,7 @@
 """Benchmark: the termination policy's decision for 30,000 offered instances, as a ratio to parsing that
 input (``json.loads`` of the event Auto Scaling sends). AWS gives the function 2 seconds.
 
-    .venv/bin/python scripts/bench_termination_policy.py [--instances 30000] [--repeat 5]
+    .venv/bin/python scripts/bench_termination_policy.py [--instances 30000] [--repeat 5] [--json OUT]
 
 What is timed (best of --repeat, one process):
   parse     json.loads of the input text (what the Lambda runtime does before the handler runs)
@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import cast
 
 from autojoin.adapters.aws.state import SNAPSHOT_BUDGET
@@ -59,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instances", type=int, default=30_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
     args = ap.parse_args()
     n = args.instances
 
@@ -109,6 +111,13 @@ def main() -> None:
         "manager group": event("demo-manager", managers + workers[: n - 5], 3),
     }
     print(f"snapshot item: {len(state.text):,} bytes (budget {SNAPSHOT_BUDGET:,}); offered per input: {n:,}")
+    out: dict[str, object] = {
+        "instances": n,
+        "repeat": args.repeat,
+        "snapshot_bytes": len(state.text),
+        "aws_budget_ms": 2000,
+        "cases": {},
+    }
     for name, text in cases.items():
         parsed = json.loads(text)
         t_parse = best(lambda text=text: json.loads(text), args.repeat)
@@ -119,6 +128,15 @@ def main() -> None:
             f"{t_decide * 1000:7.1f} ms | decide/parse {t_decide / t_parse:5.2f} | allowed "
             f"{len(decision.instance_ids)} | AWS budget 2000 ms"
         )
+        cast(dict[str, object], out["cases"])[name] = {
+            "input_bytes": len(text),
+            "parse_ms": t_parse * 1000,
+            "decide_ms": t_decide * 1000,
+            "ratio": t_decide / t_parse,
+            "allowed": len(decision.instance_ids),
+        }
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -174,9 +174,13 @@ def bench(
     template: Annotated[
         Path, typer.Option("--template", help="The SAM template whose on_launch handler is timed.")
     ] = Path("template.yaml"),
+    guard: Annotated[
+        bool, typer.Option("--guard", help="Also time a guarded 5 -> 3 managers (five more daemons).")
+    ] = False,
 ) -> None:
     """Measure lab start, join latency per node (through the on_launch handler, through the agent, and a
-    bare `docker swarm join`), and quorum-loss detection. Numbers are reported, never asserted."""
+    bare `docker swarm join`), quorum-loss detection, and with --guard a guarded 5 -> 3. Numbers are
+    reported, never asserted."""
     from autojoin.lab.bench import run_bench  # boto3 + moto: only for the bench
 
     with lab_errors():
@@ -189,6 +193,7 @@ def bench(
             lab=_lab(root, prefix, stop_wait=5),
             progress=lambda m: typer.echo(m, err=True),
             template=template,
+            guard=guard,
         )
         if as_json:
             typer.echo(json.dumps(report.as_dict(), indent=1))
@@ -204,6 +209,11 @@ def bench(
             f"quorum loss ({lost}): reported after {report.quorum_loss_detect_s} s; "
             f"leader back {report.leader_back_s} s after they returned"
         )
+        if report.guard_5_to_3_s is not None:
+            typer.echo(
+                f"guarded 5 -> 3 managers: {report.guard_5_to_3_s} s, {report.guard_5_to_3_minutes} guard "
+                f"passes, layout {report.guard_5_to_3_layout}"
+            )
         for note in report.notes:
             typer.echo(f"note: {note}")
 

@@ -10,6 +10,10 @@
    same managers and workers, and the real on_launch handler — idempotency record, group and instance
    lookups, cached token, hand-off, agent join, Ready check, labels, CompleteLifecycleAction — joins each
    into a fresh swarm of lab daemons. Wall time per on_launch invocation (path "handler").
+5. guarded 5 -> 3 (``guard=True``): five managers joined through the handlers, the manager group set to 3;
+   the termination policy, on_terminate and the guard's pass (every simulated minute, each pass working on
+   the real swarm, every demotion awaited) take it down to one manager per AZ. Wall time until 3 managers
+   are left in the swarm and in the group, and the simulated minutes (guard passes) it took.
 
 AWS is moto, in this process; the bench uses its own lab (root and prefix), never the user's.
 """
@@ -21,6 +25,7 @@ import io
 import os
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,6 +67,9 @@ class BenchReport:
     managers_total: int = 0
     quorum_loss_detect_s: float | None = None
     leader_back_s: float | None = None
+    guard_5_to_3_s: float | None = None
+    guard_5_to_3_minutes: int | None = None
+    guard_5_to_3_layout: dict[str, int] | None = None
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -91,6 +99,7 @@ def run_bench(
     budget: float = 180.0,
     progress: Callable[[str], None] = lambda _msg: None,
     template: Path | None = Path("template.yaml"),
+    guard: bool = False,
 ) -> BenchReport:
     if managers < 1:
         raise LabError("the bench needs at least one manager")
@@ -219,6 +228,8 @@ def run_bench(
             )
         else:
             report.notes.append(f"no {template}: join latency through the handler path not measured")
+        if guard and template is not None and template.is_file():
+            _guarded_scale_in(lab, report, template=template, progress=progress)
     finally:
         if not keep:
             lab.down()
@@ -279,6 +290,63 @@ def _handler_joins(
         bad = [r for r in cloud.lifecycle_results if r.result != "CONTINUE"]
         if bad:
             report.notes.append(f"handler path: {len(bad)} launch(es) not CONTINUE")
+
+
+class _WallClock:
+    """Simulated now (the local cloud's), real waiting: each sleep also passes on the simulated clock (the
+    removal's polls of the real swarm span real time), as tests/swarm/test_e2e_guard.py does."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+
+    def now(self) -> Any:
+        return self.sim.now()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+        self.sim.sleep(seconds)
+
+
+def _guarded_scale_in(
+    lab: Lab, report: BenchReport, *, template: Path, progress: Callable[[str], None]
+) -> None:
+    """Phase 5: five managers through the handlers, then the group set to 3 with the guard at work."""
+    from autojoin.lab.e2e import e2e_cloud
+
+    zones = ("us-east-1a", "us-east-1b", "us-east-1c")
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        e2e_cloud(lab, zones, cluster="guard", template=template) as kit,
+    ):
+        cloud = kit.cloud
+        group = cloud.stack.manager_group
+        deps = cloud.deps_for("OnTerminateFunction")
+        deps.__dict__["clock"] = _WallClock(cloud.clock)  # before anything of it is built
+        cloud.set_desired(group, 5)
+        cloud.run_until_idle(1800)
+        cloud.enable_schedules()  # the guard's pass, every simulated minute
+
+        def managers() -> list[Any]:
+            return [m for m in kit.orchestrator.members() if m.role is Role.MANAGER]
+
+        if len(managers()) != 5:
+            report.notes.append(f"guarded 5 -> 3 not measured: {len(managers())} managers joined, not 5")
+            return
+        t0 = time.perf_counter()
+        cloud.set_desired(group, 3)
+        for minute in range(1, 31):
+            cloud.advance(60)
+            now = managers()
+            if len(now) == 3 and sum(cloud.layout(group).values()) == 3:
+                report.guard_5_to_3_s = round(time.perf_counter() - t0, 1)
+                report.guard_5_to_3_minutes = minute
+                report.guard_5_to_3_layout = dict(
+                    sorted(Counter(m.labels.get("az", "?") for m in now).items())
+                )
+                break
+        else:
+            report.notes.append("guarded 5 -> 3: not done after 30 simulated minutes")
+        progress(f"guarded 5 -> 3: {report.guard_5_to_3_s} s ({report.guard_5_to_3_minutes} guard passes)")
 
 
 def _quorum_loss(
