@@ -390,7 +390,10 @@ def _resilience(e: dict[str, Any] | None, out: Path) -> str:
     if e is None or not fragment.is_file():
         why = _missing(e) if e is not None else None
         return (why or "**Not run** in this `make bench`.") + "\n"
-    text = fragment.read_text(encoding="utf-8").strip() + "\n"
+    text = fragment.read_text(encoding="utf-8").strip()
+    if text.startswith("## "):  # the fragment's own heading: the report has the section's
+        text = text.partition("\n")[2].strip()
+    text += "\n"
     if e.get("status") != "ok":
         text = f"**{e['status']}**: {e.get('why', '')}\n\n" + text
     return text
