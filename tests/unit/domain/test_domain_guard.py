@@ -126,6 +126,14 @@ def test_a_summarised_view_keeps_managers_and_notable_workers() -> None:
     assert {n.instance_id for n in s.nodes} == {*ids(v), drained.instance_id}
 
 
+def test_summarising_a_summarised_view_keeps_its_counts() -> None:
+    # the listed workers of a summary are only the notable ones: its counts come from worker_counts
+    s = view({"a": 1, "b": 1, "c": 1}, workers=6).summarised()
+    again = s.summarised()
+    assert again.worker_counts == {"a": 2, "b": 2, "c": 2}
+    assert not again.workers_listed
+
+
 # --- boundaries found by `make mutate FILES=domain/guard.py` (each assertion fails with its mutant) -------
 
 
