@@ -114,19 +114,22 @@ def test_a_dead_manager_is_replaced_before_a_healthy_one_goes() -> None:
 @pytest.mark.parametrize(
     ("current", "target", "unhealthy", "message"),
     [
-        ({"a": -1}, {"a": 1}, None, "current layout has a negative count"),
-        ({"a": 1}, {"a": -1, "b": 2}, None, "target layout has a negative count"),
-        ({"a": 1}, {"a": 1}, {"a": -1}, "unhealthy count has a negative"),
-        ({"a": 1}, {"a": 1}, {"a": 2}, "a has 2 unhealthy managers but only 1"),
-        ({"a": 1}, {"a": 0}, None, "target layout has no managers"),
-        ({}, {}, None, "target layout has no managers"),
+        ({"a": -1}, {"a": 1}, None, "the current layout has a negative count for a (-1)"),
+        ({"a": 1}, {"a": -1, "b": 2}, None, "the target layout has a negative count for a (-1)"),
+        ({"a": 1}, {"a": 1}, {"a": -1}, "the unhealthy count has a negative count for a (-1)"),
+        ({"a": 1}, {"a": 1}, {"a": 2}, "a has 2 unhealthy managers but only 1 managers"),
+        # an AZ the current layout does not name holds 0 managers, so none of them can be unhealthy
+        ({"a": 3}, {"a": 3}, {"b": 1}, "b has 1 unhealthy managers but only 0 managers"),
+        ({"a": 1}, {"a": 0}, None, "the target layout has no managers"),
+        ({}, {}, None, "the target layout has no managers"),
     ],
 )
 def test_malformed_requests(
     current: dict[str, int], target: dict[str, int], unhealthy: dict[str, int] | None, message: str
 ) -> None:
-    with pytest.raises(PlacementError, match=message):
+    with pytest.raises(PlacementError) as err:
         plan_transition(current, target, unhealthy=unhealthy)
+    assert str(err.value) == message
 
 
 # --- properties ----------------------------------------------------------------------------------
