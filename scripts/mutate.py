@@ -178,10 +178,21 @@ def _norm(text: str) -> str:
 
 
 def diff_of(path: str, name: str) -> str:
-    mutmut = Path(sys.executable).with_name("mutmut")
-    shown = subprocess.run(
-        [str(mutmut), "show", name], cwd=stage_of(path), capture_output=True, text=True, check=False
-    ).stdout
+    """The mutant's changed lines, read in-process (``mutmut show`` per survivor costs a second of CPU)."""
+    try:
+        from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+        here = Path.cwd()
+        os.chdir(stage_of(path))
+        try:
+            shown = get_diff_for_mutant(name, path=Path("src/autojoin") / path)
+        finally:
+            os.chdir(here)
+    except Exception:  # another mutmut version: ask its command line
+        mutmut = Path(sys.executable).with_name("mutmut")
+        shown = subprocess.run(
+            [str(mutmut), "show", name], cwd=stage_of(path), capture_output=True, text=True, check=False
+        ).stdout
     changed = [ln for ln in shown.splitlines() if ln.startswith(("-", "+")) and ln[:3] not in {"---", "+++"}]
     return "\n".join(changed)
 
