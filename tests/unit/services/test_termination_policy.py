@@ -297,3 +297,48 @@ def test_bad_input_is_named_without_echoing_it(bad: Any, message: str) -> None:
     with pytest.raises(BadInput) as err:
         parse_policy_input(bad)
     assert str(err.value) == message
+
+
+def test_different_refusals_are_each_named_once_in_the_reason() -> None:
+    # 3 healthy managers and a dead one; nothing asked for (capacity 0): the dead one is only not needed,
+    # a healthy one would break MinManagers
+    nodes = (
+        *(Node(instance_id=f"i-m{az}", role=Role.MANAGER, az=az) for az in "abc"),
+        Node(instance_id="i-mx", role=Role.MANAGER, az="c", healthy=False),
+    )
+    svc, _ = service(ClusterView(cluster="demo", nodes=nodes, zones=("a", "b", "c"), taken_at=NOW))
+    offered = [("i-ma", "a"), ("i-mx", "c")]
+    decision = svc.decide(parse_policy_input(event("demo-manager", offered, {"a": 0})))
+    assert decision.instance_ids == []
+    assert decision.reason == (
+        "managers refused: not needed: 0 instance(s) asked for; "
+        "would leave 2 healthy managers, below MinManagers 3"
+    )
+
+
+def test_the_log_summary_lists_at_most_20_refusals() -> None:
+    refused = {f"i-m{k:02}": "why" for k in range(25)}
+    decision = PolicyDecision([], Role.MANAGER, "managers refused: why", refused=refused)
+    assert list(decision.to_log()["refused"]) == list(refused)[:20]  # type: ignore[call-overload]
+
+
+def test_capacity_per_az_is_summed_and_more_instances_are_noted() -> None:
+    raw = _base(
+        CapacityToTerminate=[
+            {"AvailabilityZone": "a", "Capacity": 1},
+            {"AvailabilityZone": "a", "Capacity": 2},
+            {"AvailabilityZone": "b", "Capacity": 0},  # 0 is a valid capacity: nothing from b
+        ],
+        HasMoreInstances=True,
+    )
+    given = parse_policy_input(raw)
+    assert given.capacity == {"a": 3, "b": 0}
+    assert given.has_more is True
+    assert parse_policy_input(_base()).has_more is False
+    assert parse_policy_input(_base()).capacity is None
+
+
+def test_a_capacity_entry_with_a_non_string_zone_is_refused() -> None:
+    with pytest.raises(BadInput) as err:
+        parse_policy_input(_base(CapacityToTerminate=[{"AvailabilityZone": 1, "Capacity": 1}]))
+    assert str(err.value) == "an entry of CapacityToTerminate has a bad AvailabilityZone or Capacity"
