@@ -140,12 +140,14 @@ def refresh_tests(path: str) -> None:
 
 
 def not_killed(path: str) -> list[str]:
+    """The file's undocumented survivors (documented equivalents are not run again: no test can kill them)."""
     saved_file = RESULTS / (path.replace("/", ".") + ".json")
     if not saved_file.exists():
         return []
     saved: dict[str, dict[str, str]] = json.loads(saved_file.read_text())
     skip = KILLED | {"not checked"}
-    return [name for name, entry in saved.items() if entry["status"] not in skip]
+    equivalent = set(results(path, load_equivalents()).equivalent)
+    return [name for name, entry in saved.items() if entry["status"] not in skip and name not in equivalent]
 
 
 def module_of(path: str) -> str:
