@@ -26,7 +26,7 @@ from autojoin.adapters.aws.state import DynamoStateStore
 from autojoin.adapters.sim.clock import SimClock
 from autojoin.adapters.sim.swarm import SimSwarm
 from autojoin.bootstrap import Deps, build_deps
-from autojoin.domain.model import LifecycleResult, Role
+from autojoin.domain.model import ClusterView, LifecycleResult, Node, Role
 from autojoin.errors import CommandFailed
 from autojoin.observability import logger
 from autojoin.settings import Settings
@@ -412,3 +412,90 @@ def test_reconcile_handler_publishes_the_cluster_metrics_and_never_a_token(
     # an event of any shape is only the reason it ran
     again = reconcile(["not", "an", "event"], Context(function_name="reconcile"), deps=env.deps)
     assert again["has_leader"]
+
+
+def emf(out: str) -> dict[str, Any]:
+    """Every EMF document's values and metadata, merged (metric name -> its values, key -> metadata)."""
+    merged: dict[str, Any] = {}
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            doc = json.loads(line)
+            names = {m["Name"] for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+            for key, value in doc.items():
+                if key in names:
+                    merged.setdefault(key, []).extend(value if isinstance(value, list) else [value])
+                elif key != "_aws":
+                    merged[key] = value
+    return merged
+
+
+def log_records(env: Env) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in env.logs.getvalue().splitlines() if line.startswith("{")]
+
+
+def _policy_event(group: str, offered: list[tuple[str, str]], capacity: int) -> dict[str, Any]:
+    return {
+        "AutoScalingGroupName": group,
+        "Cause": "INSTANCE_REFRESH",
+        "CapacityToTerminate": [{"AvailabilityZone": ZONES[0], "Capacity": capacity}],
+        "Instances": [{"AvailabilityZone": z, "InstanceId": i} for i, z in offered],
+    }
+
+
+def test_termination_policy_handler_logs_and_counts_a_refusal_as_blocked(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    policy = load_handler("termination_policy")
+    capfd.readouterr()
+    answer = policy(
+        _policy_event("demo-manager", [("i-0000000000000abc", ZONES[0])], 1), Context(), deps=env.deps
+    )
+    assert answer == {"InstanceIDs": []}
+    (record,) = [r for r in log_records(env) if r.get("decision") == "termination_policy"]
+    assert (record["level"], record["message"]) == ("WARNING", "managers refused: no cluster snapshot")
+    assert (record["cluster"], record["asg"], record["role"], record["cause"]) == (
+        "demo",
+        "demo-manager",
+        "manager",
+        "INSTANCE_REFRESH",
+    )
+    assert record["refused"] == {"i-0000000000000abc": "no cluster snapshot"} and record["stale_snapshot"]
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["ScaleInBlocked"] == [1.0] and metrics["cause"] == "INSTANCE_REFRESH"
+    assert metrics["SnapshotStale"] == [1.0] and metrics["TerminationAllowed"] == [0.0]
+    assert "QuorumMargin" not in metrics  # no margin without a snapshot
+
+
+def test_termination_policy_handler_logs_an_allowed_manager_with_the_margin_left(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    managers = [Node(instance_id=f"i-m{k}", role=Role.MANAGER, az=z) for k, z in enumerate(ZONES * 2)][:5]
+    now = env.deps.clock.now()
+    env.deps.state.save_snapshot(
+        ClusterView(cluster="demo", nodes=tuple(managers), zones=ZONES, taken_at=now)
+    )
+    policy = load_handler("termination_policy")
+    capfd.readouterr()
+    answer = policy(_policy_event("demo-manager", [("i-m3", ZONES[0])], 1), Context(), deps=env.deps)
+    assert answer == {"InstanceIDs": ["i-m3"]}
+    (record,) = [r for r in log_records(env) if r.get("decision") == "termination_policy"]
+    assert record["level"] == "INFO"
+    assert record["message"] == "managers: 1 of 1 asked may go (leaves 1-2-1, margin 1)"
+    assert (record["allowed"], record["allowed_ids"], record["margin_after"]) == (1, ["i-m3"], 1)
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["TerminationAllowed"] == [1.0] and metrics["QuorumMargin"] == [1.0]
+    assert "ScaleInBlocked" not in metrics and "SnapshotStale" not in metrics
+
+
+def test_termination_policy_handler_logs_bad_input_as_an_error(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    capfd.readouterr()
+    assert load_handler("termination_policy")([], Context(), deps=env.deps) == {"InstanceIDs": []}
+    (record,) = [r for r in log_records(env) if r["message"] == "rejected termination policy input"]
+    assert (record["level"], record["error_type"]) == ("ERROR", "BadInput")
+    assert record["error"] == "termination policy input must be a JSON object, got list"
+    assert emf(capfd.readouterr().out)["BadInput"] == [1.0]
