@@ -47,11 +47,14 @@ def test_a_timeline_with_throttling_repeats_kills_and_late_events_holds_every_in
 
 
 def test_a_failing_timeline_is_saved_and_reproduces(tmp_path: Path) -> None:
-    args = ["simulate", "--chaos", "1", "--seed", "4", "--template", str(TEMPLATE)]
+    # two timelines in two processes (--jobs): both are reported and saved, as a serial run would
+    args = ["simulate", "--chaos", "2", "--jobs", "2", "--seed", "4", "--template", str(TEMPLATE)]
     hostile = ["--throttle", "1", "--no-sdk-retries", "--save", str(tmp_path)]
     result = cli.invoke(app, [*args, *hostile])
     assert result.exit_code == 1, result.output
-    (saved,) = tmp_path.glob("chaos-4-0.yaml")
+    assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["chaos-4-0.yaml", "chaos-4-1.yaml"]
+    assert "[2/2] timeline" in result.output and "2 failed" in result.output
+    saved = tmp_path / "chaos-4-0.yaml"
     assert f"-> {saved}" in result.output
     text = saved.read_text()
     assert text.startswith("# ")  # the problems found, as comments
@@ -66,3 +69,21 @@ def test_a_failing_timeline_is_saved_and_reproduces(tmp_path: Path) -> None:
     ]
     assert found, "a run where every AWS call fails broke nothing"
     assert found == problems[: len(found)]
+
+
+def test_a_step_aws_refused_is_skipped_and_autojoin_s_problems_are_not() -> None:
+    from types import SimpleNamespace
+
+    refused = "RefreshInProgress: An Instance Refresh is already in progress and blocks the execution of this"
+    result = SimpleNamespace(
+        all_violations=["step 2: az-tolerance: managers 3-2-1 survive 0 AZ loss(es)"],
+        failed_checks=[(3, "managers: 6 != 7")],
+        errors=[(4, refused), (5, "LocalCloudError: something autojoin broke")],
+    )
+    problems, skipped = chaos.problems_of(result)
+    assert skipped == [f"step 4: {refused}"]
+    assert problems == [
+        "step 2: az-tolerance: managers 3-2-1 survive 0 AZ loss(es)",
+        "step 3: managers: 6 != 7",
+        "step 5: LocalCloudError: something autojoin broke",
+    ]

@@ -7,7 +7,7 @@ Every method that could carry a join token returns or accepts it as ``SecretStr`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -38,8 +38,32 @@ class CompletionOutcome(StrEnum):
     ALREADY_DONE = "already_done"  # AWS: "No active Lifecycle Action found"
 
 
+@dataclass(frozen=True)
+class FleetRead:
+    """A cluster's groups and each group's instances, read together once. A periodic pass (the guard's
+    tick, the reconciler) works from one read instead of asking per group: 2 AWS calls, not 2 per group."""
+
+    groups: tuple[GroupInfo, ...]
+    members: Mapping[str, tuple[InstanceInfo, ...]]
+
+    def group(self, name: str) -> GroupInfo | None:
+        return next((g for g in self.groups if g.name == name), None)
+
+    def instances(self, group: str) -> tuple[InstanceInfo, ...]:
+        return self.members.get(group, ())
+
+    def find(self, instance_id: str) -> InstanceInfo | None:
+        """The instance if it is a member of one of the groups read."""
+        return next((i for rows in self.members.values() for i in rows if i.instance_id == instance_id), None)
+
+
 class Fleet(ABC):
     """The EC2 Auto Scaling / EC2 view: groups, instances, lifecycle actions, protection."""
+
+    def read_cluster(self, cluster: str) -> FleetRead:
+        """The cluster's groups with their instances (adapters override this with a cheaper read)."""
+        groups = tuple(self.cluster_groups(cluster))
+        return FleetRead(groups, {g.name: tuple(self.instances(g.name)) for g in groups})
 
     @abstractmethod
     def group(self, name: str) -> GroupInfo | None: ...

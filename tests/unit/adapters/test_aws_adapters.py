@@ -384,3 +384,44 @@ def test_a_snapshot_too_big_for_one_item_is_stored_summarised(
     assert got.worker_counts == {"a": 20, "b": 20}
     assert {n.instance_id for n in got.nodes} == {"i-m", "i-w3"}  # managers and the drained worker
     assert got.taken_at == NOW
+
+
+def test_fleet_read_cluster_agrees_with_the_per_group_reads_and_sees_a_machine_gone(
+    aws: boto3.Session,
+) -> None:
+    """read_cluster (the guard's and the reconciler's one read) gives each cluster group with the same
+    instances, zones, lifecycle states and protection as asking group by group, and marks as gone a
+    machine that EC2 terminated behind Auto Scaling's back (still InService in its group)."""
+    _asg(aws, "mgr", {"autojoin:cluster": "demo", "autojoin:role": "manager"})
+    _asg(aws, "wrk", {"autojoin:cluster": "demo", "autojoin:role": "worker"})
+    _asg(aws, "other", {"autojoin:cluster": "elsewhere", "autojoin:role": "worker"})
+    fleet = AsgFleet(aws.client("autoscaling"), aws.client("ec2"))
+    [mgr] = fleet.instances("mgr")
+    fleet.set_protection("mgr", [mgr.instance_id], True)
+    [wrk] = fleet.instances("wrk")
+    # EC2 already shutting the machine down while its group still lists it InService (moto's own
+    # TerminateInstances would take it out of the group at once, so the state is set in moto's EC2)
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_instance(wrk.instance_id)._state.name = "shutting-down"
+
+    read = fleet.read_cluster("demo")
+
+    assert [g.name for g in read.groups] == ["mgr", "wrk"]
+    assert read.group("other") is None and read.instances("other") == ()
+    for name in ("mgr", "wrk"):
+        mine = [
+            (i.instance_id, i.az, i.group, i.lifecycle_state, i.protected_from_scale_in, i.gone)
+            for i in read.instances(name)
+        ]
+        theirs = [
+            (i.instance_id, i.az, i.group, i.lifecycle_state, i.protected_from_scale_in, i.gone)
+            for i in fleet.instances(name)
+        ]
+        assert mine == theirs
+    got = read.find(mgr.instance_id)
+    assert got is not None and got.protected_from_scale_in and not got.gone
+    gone = read.find(wrk.instance_id)
+    assert gone is not None and gone.gone and gone.lifecycle_state == "InService"
+    assert read.find("i-0000000000000dead") is None

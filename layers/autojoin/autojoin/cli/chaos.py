@@ -72,12 +72,14 @@ def chaos_command(
     template: str | None,
     save: str | None,
     as_json: bool,
+    jobs_text: str | None = None,
 ) -> None:
     from autojoin.localcloud import LocalCloudError, TemplateError
     from autojoin.localcloud.faults import describe
     from autojoin.scenario import chaos
 
     count = _whole(count_text, "--chaos", 1)
+    jobs = _whole(jobs_text, "--jobs", 1) if jobs_text is not None else 1
     plan = fault_plan(None, flags)
     from autojoin.errors import BadInput
     from autojoin.scenario.world import find_template
@@ -88,10 +90,16 @@ def chaos_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
+    done: list[int] = []
+
     def show(o: chaos.Outcome) -> None:
+        done.append(o.index)
         faults = ", ".join(f"{k} {v}" for k, v in sorted(o.faults.items())) or "none"
         verdict = "ok" if o.passed else "FAILED"
-        typer.echo(f"timeline {o.index + 1}/{count}: {verdict} (faults: {faults})", err=True)
+        where = f"timeline {o.index + 1}/{count}"
+        if jobs > 1:  # finished out of order: say how far the run is, too
+            where = f"[{len(done)}/{count}] timeline {o.index + 1}"
+        typer.echo(f"{where}: {verdict} (faults: {faults})", err=True)
         if as_json or o.passed:
             return
         where = f" -> {o.saved}" if o.saved else ""
@@ -100,10 +108,11 @@ def chaos_command(
             typer.echo(f"    {p}")
 
     try:
-        outcomes = chaos.run(
+        outcomes = chaos.run_parallel(
             count,
             seed,
             plan,
+            jobs=jobs,
             template=template_path,
             save_dir=Path(save) if save else None,
             on_outcome=show,

@@ -55,6 +55,12 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
     save: Annotated[
         str | None, typer.Option("--save", metavar="DIR", help="--chaos: write each failing timeline here.")
     ] = None,
+    jobs: Annotated[
+        str | None,
+        typer.Option(
+            "--jobs", metavar="J", help="--chaos: run the timelines in J processes (default 1; same results)."
+        ),
+    ] = None,
     throttle: Annotated[str | None, typer.Option(help="Share of AWS call attempts throttled.")] = None,
     errors: Annotated[str | None, typer.Option(help="Share of AWS call attempts failing with a 5xx.")] = None,
     no_sdk_retries: Annotated[
@@ -105,8 +111,13 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
         if scenario is not None:
             typer.echo("error: give a SCENARIO.yaml or --chaos N, not both", err=True)
             raise typer.Exit(EXIT_BAD_INPUT)
-        chaos_command(chaos, seed or 0, flags=flags, template=template, save=save, as_json=as_json)
+        chaos_command(
+            chaos, seed or 0, flags=flags, template=template, save=save, as_json=as_json, jobs_text=jobs
+        )
         return
+    if jobs is not None:
+        typer.echo("error: --jobs goes with --chaos N", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
     if scenario is None:
         typer.echo("error: give a SCENARIO.yaml (or --chaos N)", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -14,7 +14,8 @@ Flow for one launch lifecycle action (docs/token-delivery.md has the security si
    group that is still launching or in service, with the role read again from the group's tags.
 5. Join: put a read-once ticket in the instance's own hand-off slot, have the node take it and join,
    withdraw whatever is left; a refused (just-rotated) token is refreshed and tried once more, and a
-   token refused twice (a rotation is half-way) defers the launch rather than abandon it.
+   token refused twice (a rotation is half-way) defers the launch rather than abandon it. Managers
+   launched together join in an order that never lowers the AZ losses they survive (``_joins_first``).
 6. Verify the node id the node reported: it must be a node that was not in the swarm before this join,
    with the expected role, labelled for no other instance — a node may report any id. Then wait for it
    to be Ready, label it, CONTINUE. Any other failure to join → ABANDON (the group replaces the
@@ -37,6 +38,7 @@ from autojoin.domain.model import (
     Node,
     Role,
 )
+from autojoin.domain.quorum import zone_failures_tolerated
 from autojoin.errors import (
     InvalidJoinToken,
     JoinDeferred,
@@ -356,6 +358,16 @@ class LaunchService:
                     error="NotLaunchingInGroup",
                 )
             else:
+                first = self._joins_first(instance, group, role, members)
+                if first is not None:
+                    return self._wait(
+                        action,
+                        role,
+                        instance,
+                        f"a manager in {instance.az} now would leave the managers surviving fewer AZ "
+                        f"losses; {first.instance_id} launching in {first.az} joins first",
+                        error="JoinOrder",
+                    )
                 node_id = self._hand_off_and_join(iid, role, members)
                 if any(m.node_id == node_id for m in members):
                     raise _ForeignNode("the node reported the id of a node that was in the swarm before")
@@ -389,6 +401,41 @@ class LaunchService:
         return LaunchDecision(
             outcome, reason, iid, role, instance.az, LifecycleResult.CONTINUE, done, node_id
         )
+
+    def _joins_first(
+        self, instance: InstanceInfo, group: GroupInfo, role: Role, members: Sequence[Member]
+    ) -> InstanceInfo | None:
+        """Join order for managers launched together (a scale-out, a refresh): when this manager joining
+        now would lower the AZ losses the managers survive (3→7 joined a, a, b then a gives 3-2-1, which
+        survives none, on the way to 3-2-2), and another manager of the group is launching in a zone whose
+        join would not, that one joins first; this one stays pending (its hook kept alive) and is joined
+        when that join finishes, or by the reconciler. Never deferred when no such launch exists, so a
+        join is never held back for nothing. Costs no AWS call unless this join would lower the tolerance."""
+        if role is not Role.MANAGER or not group.zones:
+            return None
+        layout = dict.fromkeys(group.zones, 0)
+        for m in members:
+            az = m.labels.get("az")
+            if (m.role is Role.MANAGER or m.in_raft) and m.ready and m.reachable and az in layout:
+                layout[az] += 1
+
+        def with_one_in(az: str) -> int:
+            return zone_failures_tolerated({**layout, az: layout.get(az, 0) + 1})
+
+        now = zone_failures_tolerated(layout)
+        if with_one_in(instance.az) >= now:
+            return None
+        joined = {m.instance_id or m.labels.get("instance-id") for m in members}
+        for other in self.fleet.instances(group.name):
+            if (
+                other.instance_id != instance.instance_id
+                and other.instance_id not in joined
+                and other.lifecycle_state == PENDING_WAIT
+                and not other.gone
+                and with_one_in(other.az) >= now
+            ):
+                return other
+        return None
 
     def _hand_off_and_join(self, instance_id: str, role: Role, members: Sequence[Member]) -> str:
         addresses = tuple(

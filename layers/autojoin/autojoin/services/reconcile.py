@@ -179,8 +179,9 @@ class ReconcileService:
         cfg = self.config
         now = self.clock.now()
         dry = cfg.dry_run
-        groups = list(self.fleet.cluster_groups(cfg.cluster))
-        by_group: dict[str, list[InstanceInfo]] = {g.name: list(self.fleet.instances(g.name)) for g in groups}
+        read = self.fleet.read_cluster(cfg.cluster)
+        groups = list(read.groups)
+        by_group: dict[str, list[InstanceInfo]] = {g.name: list(read.instances(g.name)) for g in groups}
         instances = {i.instance_id: i for rows in by_group.values() for i in rows}
         mgroups = [g for g in groups if g.role is Role.MANAGER]
         zones = sorted({z for g in mgroups for z in g.zones})

@@ -48,7 +48,7 @@ from autojoin.errors import (
     OrchestratorError,
     Unreachable,
 )
-from autojoin.ports import Clock, CompletionOutcome, Fleet, Member, Orchestrator, StateStore
+from autojoin.ports import Clock, CompletionOutcome, Fleet, FleetRead, Member, Orchestrator, StateStore
 
 
 class Outcome(StrEnum):
@@ -515,18 +515,26 @@ class RemovalService:
 
     # --- the periodic pass -------------------------------------------------------------------------
     def tick(self, holder: str) -> TickReport:
-        """Waiting removals, dead-node cleanup, scale-in protection (see the module docstring)."""
-        resumed = (*self.resume_waiting(holder), *self.sweep_unrecorded(holder))
+        """Waiting removals, dead-node cleanup, scale-in protection (see the module docstring). The
+        groups are read once after the waiting removals were worked, and again only if the sweep
+        changed something."""
+        cfg = self.config
+        resumed = tuple(self.resume_waiting(holder))
+        read = self.fleet.read_cluster(cfg.cluster)
+        swept = tuple(self.sweep_unrecorded(holder, read))
+        if swept:
+            read = self.fleet.read_cluster(cfg.cluster)
+        resumed += swept
         try:
             members = list(self.orchestrator.members())
         except (NoLeader, Unreachable) as exc:
             return TickReport(resumed, error=type(exc).__name__)
-        dead = tuple(self.remove_dead_nodes(holder, members))
+        dead = tuple(self.remove_dead_nodes(holder, members, read))
         if dead and any(d.removed for d in dead):
             members = list(self.orchestrator.members())
-        view = self.view(members)
+        view = self.view(members, read)
         self.state.save_snapshot(view)
-        released, blocked = self.release_surplus(holder, view)
+        released, blocked = self.release_surplus(holder, view, read)
         return TickReport(resumed, dead, released, blocked, margin(view))
 
     def resume_waiting(self, holder: str) -> list[RemovalDecision]:
@@ -542,18 +550,19 @@ class RemovalService:
         finally:
             self.state.release_lease(cfg.cluster, holder)
 
-    def sweep_unrecorded(self, holder: str) -> list[RemovalDecision]:
+    def sweep_unrecorded(self, holder: str, read: FleetRead | None = None) -> list[RemovalDecision]:
         """Work the instances of the cluster's groups that wait in Terminating:Wait with no removal record:
         their terminate event was lost (EventBridge, a failed invocation). Each is worked exactly as the
         event of autojoin's own terminate hook would be (:meth:`handle`), completed by instance id (it has
         no token). A duplicate or late event afterwards finds the action already finished."""
         cfg = self.config
         recorded = {a.instance_id for a, _ in self.state.removals(cfg.cluster)}
+        read = self.fleet.read_cluster(cfg.cluster) if read is None else read
         out: list[RemovalDecision] = []
-        for group in self.fleet.cluster_groups(cfg.cluster):
+        for group in read.groups:
             if group.role is None:
                 continue
-            for i in self.fleet.instances(group.name):
+            for i in read.instances(group.name):
                 if i.lifecycle_state != "Terminating:Wait" or i.instance_id in recorded:
                     continue
                 action = LifecycleAction(
@@ -567,20 +576,22 @@ class RemovalService:
                 out += [replace(decision, also=()), *decision.also]
         return out
 
-    def remove_dead_nodes(self, holder: str, members: Sequence[Member] | None = None) -> list[DeadNode]:
+    def remove_dead_nodes(
+        self, holder: str, members: Sequence[Member] | None = None, read: FleetRead | None = None
+    ) -> list[DeadNode]:
         """Remove the nodes whose instance is gone (terminated, or unknown to EC2) and that show Down:
         a dead manager is demoted first, when the remaining voters keep a quorum. Holds the lease for the
         whole pass (returns nothing when another change holds it). The reconciler's entry point."""
         cfg = self.config
         members = list(self.orchestrator.members()) if members is None else list(members)
-        candidates = [m for m in members if not m.ready and self._instance_gone(m)]
+        candidates = [m for m in members if not m.ready and self._instance_gone(m, read)]
         if not candidates:
             return []
         if not self.state.acquire_lease(cfg.cluster, holder, cfg.lease_ttl):
             return []
         out: list[DeadNode] = []
         try:
-            view = self.view(members)
+            view = self.view(members, read)
             for m in candidates:
                 iid = _instance_id(m)
                 if m.role is Role.MANAGER:
@@ -600,16 +611,22 @@ class RemovalService:
             self.state.release_lease(cfg.cluster, holder)
         return out
 
-    def release_surplus(self, holder: str, view: ClusterView | None = None) -> tuple[str | None, str | None]:
+    def release_surplus(
+        self, holder: str, view: ClusterView | None = None, read: FleetRead | None = None
+    ) -> tuple[str | None, str | None]:
         """When the manager group wants fewer managers than it has, lift scale-in protection from the one
         manager the guard would remove first — only when that removal is safe now, and only one at a time.
         When it wants at least what it has, put protection back on any manager released earlier.
         Returns (released instance, why blocked)."""
         cfg = self.config
-        group = self.fleet.group(cfg.manager_group)
+        group = read.group(cfg.manager_group) if read is not None else None
+        if group is None:
+            read = None  # not among the cluster's groups read: ask for it by name
+            group = self.fleet.group(cfg.manager_group)
         if group is None:
             return None, None
-        instances = [i for i in self.fleet.instances(group.name) if not i.gone]
+        rows = read.instances(group.name) if read is not None else self.fleet.instances(group.name)
+        instances = [i for i in rows if not i.gone]
         live = [i for i in instances if _capacity_state(i)]
         in_service = [i for i in live if i.lifecycle_state == "InService"]
         released = [i.instance_id for i in in_service if not i.protected_from_scale_in]
@@ -642,8 +659,8 @@ class RemovalService:
             self.state.release_lease(cfg.cluster, holder)
 
     # --- helpers -----------------------------------------------------------------------------------
-    def view(self, members: Sequence[Member]) -> ClusterView:
-        return view_of(self.config.cluster, members, self._zones(), self.clock.now())
+    def view(self, members: Sequence[Member], read: FleetRead | None = None) -> ClusterView:
+        return view_of(self.config.cluster, members, self._zones(read), self.clock.now())
 
     def save_snapshot(self) -> None:
         try:
@@ -652,19 +669,21 @@ class RemovalService:
             return
         self.state.save_snapshot(self.view(members))
 
-    def _zones(self) -> tuple[str, ...]:
-        groups: Sequence[GroupInfo] = self.fleet.cluster_groups(self.config.cluster)
+    def _zones(self, read: FleetRead | None = None) -> tuple[str, ...]:
+        groups: Sequence[GroupInfo] = read.groups if read else self.fleet.cluster_groups(self.config.cluster)
         return tuple(sorted({z for g in groups if g.role is Role.MANAGER for z in g.zones}))
 
     def _az(self, instance_id: str) -> str | None:
         info = self.fleet.instance(instance_id)
         return info.az if info else None
 
-    def _instance_gone(self, member: Member) -> bool:
+    def _instance_gone(self, member: Member, read: FleetRead | None = None) -> bool:
         iid = _instance_id(member)
         if not iid.startswith("i-"):
             return False  # not labelled by autojoin: not ours to judge
-        info = self.fleet.instance(iid)
+        info = read.find(iid) if read is not None else None
+        if info is None:  # not in a group read (or no read): ask EC2 whether the machine still exists
+            info = self.fleet.instance(iid)
         return info is None or info.gone
 
 

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from autojoin.adapters.aws.errors import code_of, translate
 from autojoin.domain.model import GroupInfo, InstanceInfo, LifecycleAction, LifecycleResult, Role
-from autojoin.ports import CompletionOutcome, Fleet
+from autojoin.ports import CompletionOutcome, Fleet, FleetRead
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 CLUSTER_TAG = "autojoin:cluster"
 ROLE_TAG = "autojoin:role"
+# DescribeInstances: this many ids in one filter (AWS allows 200 values a filter).
+_IDS_PER_CALL = 200
+_GONE_STATES = ("shutting-down", "terminated")
 # The one AWS answer that means "already finished": ValidationError with this text (there is no own code).
 _ALREADY_DONE = "No active Lifecycle Action found"
 
@@ -73,6 +76,68 @@ class AsgFleet(Fleet):
             return None
         asg = self._asg_instances([instance_id]).get(instance_id, {})
         return self._info(raws[0], asg)
+
+    def read_cluster(self, cluster: str) -> FleetRead:
+        """One DescribeAutoScalingGroups, filtered by the cluster tag (it lists each group's instances with
+        their zone, type, lifecycle state, health and protection), and one DescribeInstances that asks EC2
+        only which of them are shutting down or terminated (a machine that died outside Auto Scaling is
+        still InService there until a health check). The answer is usually empty, so the read stays small
+        at any group size. Instances in a read carry no private IP (a pass that needs one asks
+        :meth:`instance`)."""
+        raws: list[Any] = []
+        try:
+            pages = self._asg.get_paginator("describe_auto_scaling_groups").paginate(
+                Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]
+            )
+            for page in pages:
+                raws.extend(page["AutoScalingGroups"])
+        except ClientError as exc:
+            raise translate(exc, "DescribeAutoScalingGroups") from exc
+        groups: list[GroupInfo] = []
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for raw in raws:
+            info = _group_info(raw)
+            if info.cluster != cluster:
+                continue
+            groups.append(info)
+            rows[info.name] = [dict(i) for i in raw.get("Instances", [])]
+        ids = [row["InstanceId"] for members in rows.values() for row in members]
+        gone: dict[str, str] = {}
+        for start in range(0, len(ids), _IDS_PER_CALL):
+            try:
+                ec2_pages = self._ec2.get_paginator("describe_instances").paginate(
+                    Filters=[
+                        {"Name": "instance-id", "Values": ids[start : start + _IDS_PER_CALL]},
+                        {"Name": "instance-state-name", "Values": list(_GONE_STATES)},
+                    ]
+                )
+                for ec2_page in ec2_pages:
+                    found = [i for r in ec2_page["Reservations"] for i in r["Instances"]]
+                    gone.update({i["InstanceId"]: i["State"]["Name"] for i in found})
+            except ClientError as exc:
+                raise translate(exc, "DescribeInstances") from exc
+        members = {
+            name: tuple(
+                sorted(
+                    (
+                        InstanceInfo(
+                            instance_id=row["InstanceId"],
+                            az=row.get("AvailabilityZone", ""),
+                            group=name,
+                            instance_type=row.get("InstanceType"),
+                            state=gone.get(row["InstanceId"], "running"),
+                            lifecycle_state=row.get("LifecycleState"),
+                            protected_from_scale_in=bool(row.get("ProtectedFromScaleIn", False)),
+                            healthy=row.get("HealthStatus", "HEALTHY").upper() == "HEALTHY",
+                        )
+                        for row in group_rows
+                    ),
+                    key=lambda i: i.instance_id,
+                )
+            )
+            for name, group_rows in rows.items()
+        }
+        return FleetRead(tuple(groups), members)
 
     def instances(self, group: str) -> Sequence[InstanceInfo]:
         try:
