@@ -499,3 +499,62 @@ def test_termination_policy_handler_logs_bad_input_as_an_error(
     assert (record["level"], record["error_type"]) == ("ERROR", "BadInput")
     assert record["error"] == "termination policy input must be a JSON object, got list"
     assert emf(capfd.readouterr().out)["BadInput"] == [1.0]
+
+
+def test_rotation_handler_logs_and_counts_each_step_and_each_failure(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from autojoin.errors import BadInput
+
+    rotate = load_handler("rotate_tokens")
+    load_handler("on_launch")(env.event(Role.MANAGER, "us-east-1a"), Context(), deps=env.deps)
+    capfd.readouterr()
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    version = "11111111-2222-4333-8444-555555555555"
+    out = rotate(
+        {"SecretId": WRK_ARN, "ClientRequestToken": version, "Step": "createSecret"}, Context(), deps=env.deps
+    )
+    assert out == {
+        "role": "worker",
+        "step": "createSecret",
+        "action": "rotated in the cluster; stored as AWSPENDING",
+    }
+    (step,) = [r for r in log_records(env) if r["level"] == "INFO"]
+    assert step["message"] == out["action"]
+    assert (step["role"], step["step"], step["action"]) == ("worker", "createSecret", out["action"])
+    (debug,) = [r for r in log_records(env) if r["message"] == "rotation step"]
+    assert (debug["step"], debug["version_id"]) == ("createSecret", version)
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["RotationStep"] == [1.0] and (metrics["step"], metrics["role"]) == (
+        "createSecret",
+        "worker",
+    )
+
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    with pytest.raises(BadInput) as failed:
+        rotate(
+            {"SecretId": WRK_ARN, "ClientRequestToken": version, "Step": "bogusStep"},
+            Context(),
+            deps=env.deps,
+        )
+    assert str(failed.value) == "unknown rotation step 'bogusStep'"  # raised again: Secrets Manager retries
+    (error,) = [r for r in log_records(env) if r["level"] == "ERROR"]
+    assert (error["message"], error["step"], error["error_type"]) == (
+        "rotation step failed",
+        "bogusStep",
+        "BadInput",
+    )
+    assert emf(capfd.readouterr().out) == {"service": "autojoin", "RotationFailed": [1.0]}
+
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    with pytest.raises(BadInput) as rejected:
+        rotate({"SecretId": WRK_ARN, "Step": "createSecret"}, Context(), deps=env.deps)
+    assert str(rejected.value) == "rotation event needs SecretId, ClientRequestToken and Step"
+    (error,) = [r for r in log_records(env) if r["level"] == "ERROR"]
+    assert (error["message"], error["error_type"]) == ("rejected rotation input", "BadInput")
+    assert emf(capfd.readouterr().out)["BadInput"] == [1.0]
+    with pytest.raises(BadInput):
+        rotate(["not", "an", "object"], Context(), deps=env.deps)
