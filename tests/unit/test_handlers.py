@@ -558,3 +558,47 @@ def test_rotation_handler_logs_and_counts_each_step_and_each_failure(
     assert emf(capfd.readouterr().out)["BadInput"] == [1.0]
     with pytest.raises(BadInput):
         rotate(["not", "an", "object"], Context(), deps=env.deps)
+
+
+def test_the_guards_scheduled_pass_reports_what_it_did_and_when_the_swarm_does_not_answer(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    launch, on_terminate = load_handler("on_launch"), load_handler("on_terminate")
+    ids = []
+    for z in ZONES:
+        event = env.event(Role.MANAGER, z)
+        launch(event, Context(), deps=env.deps)
+        ids.append(event["detail"]["EC2InstanceId"])
+    event = env.event(Role.WORKER, ZONES[0])
+    launch(event, Context(), deps=env.deps)
+    worker = event["detail"]["EC2InstanceId"]
+    env.swarm.crash(worker)
+    env.fleet.terminate(worker, decrement=True)  # its terminate event was lost: the pass works it
+    capfd.readouterr()
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    tick = {"detail-type": "Scheduled Event", "source": "aws.events"}
+    report = on_terminate(tick, Context(), deps=env.deps)
+    assert [d["instance_id"] for d in report["resumed"]] == [worker]
+    assert (report["margin"], report["error"], report["released"], report["blocked"]) == (1, None, None, None)
+    (removed,) = [r for r in log_records(env) if r.get("decision") == "removed"]
+    assert (removed["level"], removed["instance_id"], removed["role"], removed["cluster"]) == (
+        "INFO",
+        worker,
+        "worker",
+        "demo",
+    )
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["WorkerRemoved"] == [1.0] and metrics["QuorumMargin"] == [1.0]
+
+    env.swarm.crash(ids[0])
+    env.swarm.crash(ids[1])
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    report = on_terminate(tick, Context(), deps=env.deps)
+    assert (report["error"], report["margin"]) == ("NoLeader", None)
+    (failed,) = [r for r in log_records(env) if r["message"] == "guard pass: the swarm does not answer"]
+    assert (failed["level"], failed["error_type"]) == ("WARNING", "NoLeader")
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["GuardPassFailed"] == [1.0] and "QuorumMargin" not in metrics
