@@ -602,3 +602,78 @@ def test_the_guards_scheduled_pass_reports_what_it_did_and_when_the_swarm_does_n
     assert (failed["level"], failed["error_type"]) == ("WARNING", "NoLeader")
     metrics = emf(capfd.readouterr().out)
     assert metrics["GuardPassFailed"] == [1.0] and "QuorumMargin" not in metrics
+
+
+def test_the_reconcile_handlers_log_line_and_metric_values(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    launch = load_handler("on_launch")
+    ids = []
+    for z in ZONES:
+        event = env.event(Role.MANAGER, z)
+        launch(event, Context(), deps=env.deps)
+        ids.append(event["detail"]["EC2InstanceId"])
+    env.fleet.set_desired("demo-manager", 3)
+    capfd.readouterr()
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    reconcile = load_handler("reconcile")
+    tick = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    report = reconcile(tick, Context(function_name="reconcile"), deps=env.deps)
+    (line,) = [r for r in log_records(env) if r.get("decision") == "reconcile"]
+    assert (line["level"], line["message"], line["trigger"], line["cluster"]) == (
+        "INFO",
+        "none: at the best layout 1-1-1",
+        "Scheduled Event",
+        "demo",
+    )
+    assert (line["has_leader"], line["quorum_margin"], line["zone_failures_tolerated"], line["target"]) == (
+        True,
+        1,
+        1,
+        3,
+    )
+    assert line["actions"] == report["actions"] and line["dry_run"] is False
+    docs = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith('{"_aws"')]
+    values = {k: v for d in docs for k, v in d.items() if isinstance(v, list)}
+    assert values == {
+        "LeaderAz": [1.0],
+        "RetainedInstances": [0.0],
+        "PendingJoins": [0.0],
+        "HealthyManagers": [3.0],
+        "ZoneFailuresTolerated": [1.0],
+        "QuorumMargin": [1.0],
+        "ReconcileRun": [1.0],
+    }
+    dims = {
+        m["Name"]: d["Dimensions"]
+        for doc in docs
+        for d in doc["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+    }
+    assert dims["LeaderAz"] == [["cluster", "az"]] and dims["QuorumMargin"] == [["cluster", "service"]]
+    assert all(
+        doc["cluster"] == "demo" and doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Autojoin"
+        for doc in docs
+    )
+
+    env.swarm.crash(ids[0])
+    env.swarm.crash(ids[1])
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    reconcile(["not", "an", "event"], Context(function_name="reconcile"), deps=env.deps)
+    (line,) = [r for r in log_records(env) if r.get("decision") == "reconcile"]
+    assert (line["level"], line["message"], line["trigger"], line["has_leader"]) == (
+        "WARNING",
+        "reconciled",
+        "unknown",
+        False,
+    )
+    docs = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith('{"_aws"')]
+    values = {k: v for d in docs for k, v in d.items() if isinstance(v, list)}
+    assert values == {
+        "RetainedInstances": [0.0],
+        "PendingJoins": [0.0],
+        "QuorumMargin": [-1.0],
+        "ReconcileRun": [1.0],
+    }
