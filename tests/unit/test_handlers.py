@@ -677,3 +677,70 @@ def test_the_reconcile_handlers_log_line_and_metric_values(
         "QuorumMargin": [-1.0],
         "ReconcileRun": [1.0],
     }
+
+
+def test_on_terminate_logs_each_outcome_at_its_level_with_its_fields_and_metric(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    launch, on_terminate = load_handler("on_launch"), load_handler("on_terminate")
+    ids = []
+    for z in ZONES:
+        event = env.event(Role.MANAGER, z)
+        launch(event, Context(), deps=env.deps)
+        ids.append(event["detail"]["EC2InstanceId"])
+    event = env.event(Role.WORKER, ZONES[1])
+    launch(event, Context(), deps=env.deps)
+    worker = event["detail"]["EC2InstanceId"]
+    capfd.readouterr()
+
+    def run(event: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+        env.logs.truncate(0)
+        env.logs.seek(0)
+        result = on_terminate(event, Context(), deps=env.deps)
+        return result, log_records(env), emf(capfd.readouterr().out)
+
+    result, logs, metrics = run(_terminate_event(env, worker))
+    assert (result["outcome"], result["reason"]) == ("removed", "drained, left and removed")
+    (line,) = [r for r in logs if r.get("decision") == "removed"]
+    assert (line["level"], line["message"], line["instance_id"], line["asg"], line["cluster"]) == (
+        "INFO",
+        "drained, left and removed",
+        worker,
+        "demo-worker",
+        "demo",
+    )
+    assert (line["role"], line["az"], line["result"], line["steps"]) == (
+        "worker",
+        ZONES[1],
+        "CONTINUE",
+        ["drain", "leave", "rm"],
+    )
+    assert "reason" not in line and "also" not in line and "margin_after" not in line  # empty fields left out
+    assert metrics == {"service": "autojoin", "role": "worker", "WorkerRemoved": [1.0]}
+
+    result, logs, metrics = run({"detail-type": "EC2 Instance-terminate Lifecycle Action"})
+    reason = "unrecognised event shape (expected an Auto Scaling lifecycle action)"
+    assert result == {"outcome": "rejected", "reason": reason}
+    (line,) = logs
+    assert (line["level"], line["message"], line["error"], line["error_type"]) == (
+        "ERROR",
+        "rejected terminate input",
+        reason,
+        "BadInput",
+    )
+    assert metrics == {"service": "autojoin", "BadInput": [1.0]}
+
+    group = env.fleet.groups["demo-manager"]
+    env.fleet.groups["demo-manager"] = group.model_copy(update={"desired": 2})
+    result, logs, metrics = run(_terminate_event(env, ids[0]))
+    assert result["outcome"] == "retained"
+    (line,) = [r for r in logs if r.get("decision") == "retained"]
+    assert (line["level"], line["message"], line["role"], line["result"]) == (
+        "ERROR",
+        result["reason"],
+        "manager",
+        "ABANDON",
+    )
+    assert line["operator_action"] == result["operator_action"]
+    assert metrics == {"service": "autojoin", "role": "manager", "ManagerRetained": [1.0]}
