@@ -99,7 +99,7 @@ unit: setup      ## fast tests only (no real swarm)
 	$(BIN)/pytest -m 'not swarm' tests
 
 mutate: setup    ## mutation testing (mutmut; slow, not part of test): kill rate per file + survivors; FILES=events.py for one
-	nice -n 19 $(BIN)/python scripts/mutate.py $(FILES)
+	nice -n 19 $(BIN)/python scripts/mutate.py --jobs $(or $(JOBS),1) $(FILES)
 
 bench-burst: setup ## the 200-launch worker burst on the local cloud, timed against `import boto3`
 	nice $(BIN)/python scripts/bench_burst.py

@@ -10,11 +10,17 @@
 - ``mutate`` (``make mutate``): as ``default``.
 
 Per-test ``settings(...)`` keep their own example counts and inherit the rest from the loaded profile.
+
+Each session also starts with the package's memo caches (``functools.lru_cache``: the quorum and placement
+maths) empty: ``make mutate`` forks every mutant's run from a process whose clean run filled them, and a
+cached answer would hide a mutated helper that only a cached function calls (placement's ``_partitions``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -37,3 +43,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("swarm") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(1800))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_memo_caches() -> Iterator[None]:
+    for name, module in list(sys.modules.items()):
+        if name.startswith("autojoin.") and module is not None:
+            for value in list(vars(module).values()):
+                clear = getattr(value, "cache_clear", None)
+                if callable(clear):
+                    clear()
+    yield

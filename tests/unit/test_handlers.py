@@ -26,7 +26,7 @@ from autojoin.adapters.aws.state import DynamoStateStore
 from autojoin.adapters.sim.clock import SimClock
 from autojoin.adapters.sim.swarm import SimSwarm
 from autojoin.bootstrap import Deps, build_deps
-from autojoin.domain.model import LifecycleResult, Role
+from autojoin.domain.model import ClusterView, LifecycleResult, Node, Role
 from autojoin.errors import CommandFailed
 from autojoin.observability import logger
 from autojoin.settings import Settings
@@ -412,3 +412,335 @@ def test_reconcile_handler_publishes_the_cluster_metrics_and_never_a_token(
     # an event of any shape is only the reason it ran
     again = reconcile(["not", "an", "event"], Context(function_name="reconcile"), deps=env.deps)
     assert again["has_leader"]
+
+
+def emf(out: str) -> dict[str, Any]:
+    """Every EMF document's values and metadata, merged (metric name -> its values, key -> metadata)."""
+    merged: dict[str, Any] = {}
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            doc = json.loads(line)
+            names = {m["Name"] for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+            for key, value in doc.items():
+                if key in names:
+                    merged.setdefault(key, []).extend(value if isinstance(value, list) else [value])
+                elif key != "_aws":
+                    merged[key] = value
+    return merged
+
+
+def log_records(env: Env) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in env.logs.getvalue().splitlines() if line.startswith("{")]
+
+
+def _policy_event(group: str, offered: list[tuple[str, str]], capacity: int) -> dict[str, Any]:
+    return {
+        "AutoScalingGroupName": group,
+        "Cause": "INSTANCE_REFRESH",
+        "CapacityToTerminate": [{"AvailabilityZone": ZONES[0], "Capacity": capacity}],
+        "Instances": [{"AvailabilityZone": z, "InstanceId": i} for i, z in offered],
+    }
+
+
+def test_termination_policy_handler_logs_and_counts_a_refusal_as_blocked(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    policy = load_handler("termination_policy")
+    capfd.readouterr()
+    answer = policy(
+        _policy_event("demo-manager", [("i-0000000000000abc", ZONES[0])], 1), Context(), deps=env.deps
+    )
+    assert answer == {"InstanceIDs": []}
+    (record,) = [r for r in log_records(env) if r.get("decision") == "termination_policy"]
+    assert (record["level"], record["message"]) == ("WARNING", "managers refused: no cluster snapshot")
+    assert (record["cluster"], record["asg"], record["role"], record["cause"]) == (
+        "demo",
+        "demo-manager",
+        "manager",
+        "INSTANCE_REFRESH",
+    )
+    assert record["refused"] == {"i-0000000000000abc": "no cluster snapshot"} and record["stale_snapshot"]
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["ScaleInBlocked"] == [1.0] and metrics["cause"] == "INSTANCE_REFRESH"
+    assert metrics["SnapshotStale"] == [1.0] and metrics["TerminationAllowed"] == [0.0]
+    assert "QuorumMargin" not in metrics  # no margin without a snapshot
+
+
+def test_termination_policy_handler_logs_an_allowed_manager_with_the_margin_left(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    managers = [Node(instance_id=f"i-m{k}", role=Role.MANAGER, az=z) for k, z in enumerate(ZONES * 2)][:5]
+    now = env.deps.clock.now()
+    env.deps.state.save_snapshot(
+        ClusterView(cluster="demo", nodes=tuple(managers), zones=ZONES, taken_at=now)
+    )
+    policy = load_handler("termination_policy")
+    capfd.readouterr()
+    answer = policy(_policy_event("demo-manager", [("i-m3", ZONES[0])], 1), Context(), deps=env.deps)
+    assert answer == {"InstanceIDs": ["i-m3"]}
+    (record,) = [r for r in log_records(env) if r.get("decision") == "termination_policy"]
+    assert record["level"] == "INFO"
+    assert record["message"] == "managers: 1 of 1 asked may go (leaves 1-2-1, margin 1)"
+    assert (record["allowed"], record["allowed_ids"], record["margin_after"]) == (1, ["i-m3"], 1)
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["TerminationAllowed"] == [1.0] and metrics["QuorumMargin"] == [1.0]
+    assert "ScaleInBlocked" not in metrics and "SnapshotStale" not in metrics
+
+
+def test_termination_policy_handler_logs_bad_input_as_an_error(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    capfd.readouterr()
+    assert load_handler("termination_policy")([], Context(), deps=env.deps) == {"InstanceIDs": []}
+    (record,) = [r for r in log_records(env) if r["message"] == "rejected termination policy input"]
+    assert (record["level"], record["error_type"]) == ("ERROR", "BadInput")
+    assert record["error"] == "termination policy input must be a JSON object, got list"
+    assert emf(capfd.readouterr().out)["BadInput"] == [1.0]
+
+
+def test_rotation_handler_logs_and_counts_each_step_and_each_failure(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from autojoin.errors import BadInput
+
+    rotate = load_handler("rotate_tokens")
+    load_handler("on_launch")(env.event(Role.MANAGER, "us-east-1a"), Context(), deps=env.deps)
+    capfd.readouterr()
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    version = "11111111-2222-4333-8444-555555555555"
+    out = rotate(
+        {"SecretId": WRK_ARN, "ClientRequestToken": version, "Step": "createSecret"}, Context(), deps=env.deps
+    )
+    assert out == {
+        "role": "worker",
+        "step": "createSecret",
+        "action": "rotated in the cluster; stored as AWSPENDING",
+    }
+    (step,) = [r for r in log_records(env) if r["level"] == "INFO"]
+    assert step["message"] == out["action"]
+    assert (step["role"], step["step"], step["action"]) == ("worker", "createSecret", out["action"])
+    (debug,) = [r for r in log_records(env) if r["message"] == "rotation step"]
+    assert (debug["step"], debug["version_id"]) == ("createSecret", version)
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["RotationStep"] == [1.0] and (metrics["step"], metrics["role"]) == (
+        "createSecret",
+        "worker",
+    )
+
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    with pytest.raises(BadInput) as failed:
+        rotate(
+            {"SecretId": WRK_ARN, "ClientRequestToken": version, "Step": "bogusStep"},
+            Context(),
+            deps=env.deps,
+        )
+    assert str(failed.value) == "unknown rotation step 'bogusStep'"  # raised again: Secrets Manager retries
+    (error,) = [r for r in log_records(env) if r["level"] == "ERROR"]
+    assert (error["message"], error["step"], error["error_type"]) == (
+        "rotation step failed",
+        "bogusStep",
+        "BadInput",
+    )
+    assert emf(capfd.readouterr().out) == {"service": "autojoin", "RotationFailed": [1.0]}
+
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    with pytest.raises(BadInput) as rejected:
+        rotate({"SecretId": WRK_ARN, "Step": "createSecret"}, Context(), deps=env.deps)
+    assert str(rejected.value) == "rotation event needs SecretId, ClientRequestToken and Step"
+    (error,) = [r for r in log_records(env) if r["level"] == "ERROR"]
+    assert (error["message"], error["error_type"]) == ("rejected rotation input", "BadInput")
+    assert emf(capfd.readouterr().out)["BadInput"] == [1.0]
+    with pytest.raises(BadInput):
+        rotate(["not", "an", "object"], Context(), deps=env.deps)
+
+
+def test_the_guards_scheduled_pass_reports_what_it_did_and_when_the_swarm_does_not_answer(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    launch, on_terminate = load_handler("on_launch"), load_handler("on_terminate")
+    ids = []
+    for z in ZONES:
+        event = env.event(Role.MANAGER, z)
+        launch(event, Context(), deps=env.deps)
+        ids.append(event["detail"]["EC2InstanceId"])
+    event = env.event(Role.WORKER, ZONES[0])
+    launch(event, Context(), deps=env.deps)
+    worker = event["detail"]["EC2InstanceId"]
+    env.swarm.crash(worker)
+    env.fleet.terminate(worker, decrement=True)  # its terminate event was lost: the pass works it
+    capfd.readouterr()
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    tick = {"detail-type": "Scheduled Event", "source": "aws.events"}
+    report = on_terminate(tick, Context(), deps=env.deps)
+    assert [d["instance_id"] for d in report["resumed"]] == [worker]
+    assert (report["margin"], report["error"], report["released"], report["blocked"]) == (1, None, None, None)
+    (removed,) = [r for r in log_records(env) if r.get("decision") == "removed"]
+    assert (removed["level"], removed["instance_id"], removed["role"], removed["cluster"]) == (
+        "INFO",
+        worker,
+        "worker",
+        "demo",
+    )
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["WorkerRemoved"] == [1.0] and metrics["QuorumMargin"] == [1.0]
+
+    env.swarm.crash(ids[0])
+    env.swarm.crash(ids[1])
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    report = on_terminate(tick, Context(), deps=env.deps)
+    assert (report["error"], report["margin"]) == ("NoLeader", None)
+    (failed,) = [r for r in log_records(env) if r["message"] == "guard pass: the swarm does not answer"]
+    assert (failed["level"], failed["error_type"]) == ("WARNING", "NoLeader")
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["GuardPassFailed"] == [1.0] and "QuorumMargin" not in metrics
+
+
+def test_the_reconcile_handlers_log_line_and_metric_values(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    launch = load_handler("on_launch")
+    ids = []
+    for z in ZONES:
+        event = env.event(Role.MANAGER, z)
+        launch(event, Context(), deps=env.deps)
+        ids.append(event["detail"]["EC2InstanceId"])
+    env.fleet.set_desired("demo-manager", 3)
+    capfd.readouterr()
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    reconcile = load_handler("reconcile")
+    tick = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    report = reconcile(tick, Context(function_name="reconcile"), deps=env.deps)
+    (line,) = [r for r in log_records(env) if r.get("decision") == "reconcile"]
+    assert (line["level"], line["message"], line["trigger"], line["cluster"]) == (
+        "INFO",
+        "none: at the best layout 1-1-1",
+        "Scheduled Event",
+        "demo",
+    )
+    assert (line["has_leader"], line["quorum_margin"], line["zone_failures_tolerated"], line["target"]) == (
+        True,
+        1,
+        1,
+        3,
+    )
+    assert line["actions"] == report["actions"] and line["dry_run"] is False
+    docs = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith('{"_aws"')]
+    values = {k: v for d in docs for k, v in d.items() if isinstance(v, list)}
+    assert values == {
+        "LeaderAz": [1.0],
+        "RetainedInstances": [0.0],
+        "PendingJoins": [0.0],
+        "HealthyManagers": [3.0],
+        "ZoneFailuresTolerated": [1.0],
+        "QuorumMargin": [1.0],
+        "ReconcileRun": [1.0],
+    }
+    dims = {
+        m["Name"]: d["Dimensions"]
+        for doc in docs
+        for d in doc["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+    }
+    assert dims["LeaderAz"] == [["cluster", "az"]] and dims["QuorumMargin"] == [["cluster", "service"]]
+    assert all(
+        doc["cluster"] == "demo" and doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Autojoin"
+        for doc in docs
+    )
+
+    env.swarm.crash(ids[0])
+    env.swarm.crash(ids[1])
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    reconcile(["not", "an", "event"], Context(function_name="reconcile"), deps=env.deps)
+    (line,) = [r for r in log_records(env) if r.get("decision") == "reconcile"]
+    assert (line["level"], line["message"], line["trigger"], line["has_leader"]) == (
+        "WARNING",
+        "reconciled",
+        "unknown",
+        False,
+    )
+    docs = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith('{"_aws"')]
+    values = {k: v for d in docs for k, v in d.items() if isinstance(v, list)}
+    assert values == {
+        "RetainedInstances": [0.0],
+        "PendingJoins": [0.0],
+        "QuorumMargin": [-1.0],
+        "ReconcileRun": [1.0],
+    }
+
+
+def test_on_terminate_logs_each_outcome_at_its_level_with_its_fields_and_metric(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    launch, on_terminate = load_handler("on_launch"), load_handler("on_terminate")
+    ids = []
+    for z in ZONES:
+        event = env.event(Role.MANAGER, z)
+        launch(event, Context(), deps=env.deps)
+        ids.append(event["detail"]["EC2InstanceId"])
+    event = env.event(Role.WORKER, ZONES[1])
+    launch(event, Context(), deps=env.deps)
+    worker = event["detail"]["EC2InstanceId"]
+    capfd.readouterr()
+
+    def run(event: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+        env.logs.truncate(0)
+        env.logs.seek(0)
+        result = on_terminate(event, Context(), deps=env.deps)
+        return result, log_records(env), emf(capfd.readouterr().out)
+
+    result, logs, metrics = run(_terminate_event(env, worker))
+    assert (result["outcome"], result["reason"]) == ("removed", "drained, left and removed")
+    (line,) = [r for r in logs if r.get("decision") == "removed"]
+    assert (line["level"], line["message"], line["instance_id"], line["asg"], line["cluster"]) == (
+        "INFO",
+        "drained, left and removed",
+        worker,
+        "demo-worker",
+        "demo",
+    )
+    assert (line["role"], line["az"], line["result"], line["steps"]) == (
+        "worker",
+        ZONES[1],
+        "CONTINUE",
+        ["drain", "leave", "rm"],
+    )
+    assert "reason" not in line and "also" not in line and "margin_after" not in line  # empty fields left out
+    assert metrics == {"service": "autojoin", "role": "worker", "WorkerRemoved": [1.0]}
+
+    result, logs, metrics = run({"detail-type": "EC2 Instance-terminate Lifecycle Action"})
+    reason = "unrecognised event shape (expected an Auto Scaling lifecycle action)"
+    assert result == {"outcome": "rejected", "reason": reason}
+    (line,) = logs
+    assert (line["level"], line["message"], line["error"], line["error_type"]) == (
+        "ERROR",
+        "rejected terminate input",
+        reason,
+        "BadInput",
+    )
+    assert metrics == {"service": "autojoin", "BadInput": [1.0]}
+
+    group = env.fleet.groups["demo-manager"]
+    env.fleet.groups["demo-manager"] = group.model_copy(update={"desired": 2})
+    result, logs, metrics = run(_terminate_event(env, ids[0]))
+    assert result["outcome"] == "retained"
+    (line,) = [r for r in logs if r.get("decision") == "retained"]
+    assert (line["level"], line["message"], line["role"], line["result"]) == (
+        "ERROR",
+        result["reason"],
+        "manager",
+        "ABANDON",
+    )
+    assert line["operator_action"] == result["operator_action"]
+    assert metrics == {"service": "autojoin", "role": "manager", "ManagerRetained": [1.0]}

@@ -126,6 +126,14 @@ def test_a_summarised_view_keeps_managers_and_notable_workers() -> None:
     assert {n.instance_id for n in s.nodes} == {*ids(v), drained.instance_id}
 
 
+def test_summarising_a_summarised_view_keeps_its_counts() -> None:
+    # the listed workers of a summary are only the notable ones: its counts come from worker_counts
+    s = view({"a": 1, "b": 1, "c": 1}, workers=6).summarised()
+    again = s.summarised()
+    assert again.worker_counts == {"a": 2, "b": 2, "c": 2}
+    assert not again.workers_listed
+
+
 # --- boundaries found by `make mutate FILES=domain/guard.py` (each assertion fails with its mutant) -------
 
 
@@ -180,3 +188,21 @@ def test_managers_left_over_after_the_asked_number_say_why_they_could_not_go_nex
 def test_an_az_whose_offered_workers_are_all_drained_gives_them_all() -> None:
     drained = Node(instance_id="i-w1", role=Role.WORKER, az="a", available=False)
     assert choose_workers({"i-w1": drained}, [("i-w1", "a")], {"a": 1}) == ["i-w1"]
+
+
+def test_the_tolerance_floor_counts_the_dead_voters_too() -> None:
+    # 3-2-2 (both in b dead) survives one AZ loss counting every voter; c1 would leave 3-2-1, which
+    # survives none where 6 managers can survive one. (The healthy-only layout, 3-0-2, survives none
+    # already: that floor would let c1 go.)
+    v = view({"a": 3, "b": 2, "c": 2}, dead=("i-mb1", "i-mb2"))
+    assert removal_check(v, "i-mc1", 3) == (
+        "would leave 3-2-1 over 3 AZs, surviving 0 AZ losses where 6 managers can survive 1"
+    )
+
+
+def test_the_layout_left_behind_counts_the_dead_voters_too() -> None:
+    # b has 1 manager, c has 3 (c1 dead). Taking a healthy one from c leaves 0-1-2 counting every voter;
+    # taking b's would leave all three in c (the healthy-only layout 0-0-2 would look as good as 0-1-1)
+    v = view({"a": 0, "b": 1, "c": 3}, dead=("i-mc1",))
+    choice = choose_managers(v, ["i-mb1", "i-mc2", "i-mc3"], 1, 1)
+    assert choice.allowed == ("i-mc2",)

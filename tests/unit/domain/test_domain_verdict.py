@@ -114,6 +114,19 @@ def test_zone_floor_uses_the_best_layout_for_the_remaining_count() -> None:
     assert v.margin_after == 2
 
 
+def test_a_refusal_that_keeps_one_az_loss_says_loss_not_losses() -> None:
+    # 3-2-2-2-2 survives two AZ losses, and so can 10 managers (2-2-2-2-2); b0 would leave 3-1-2-2-2,
+    # which survives only one: the reason counts it in the singular. a0 may go (2-2-2-2-2).
+    zones = ("a", "b", "c", "d", "e")
+    counts = (("a", 3), ("b", 2), ("c", 2), ("d", 2), ("e", 2))
+    cluster = view(*(manager(f"{z}{i}", z) for z, n in counts for i in range(n)), zones=zones)
+    v = scale_in_verdict(cluster, ["b0", "a0"])
+    assert v.allowed == ("a0",)
+    assert v.refused == {
+        "b0": "would leave 3-1-2-2-2 over 5 AZs, surviving 1 AZ loss where 10 managers can survive 2"
+    }
+
+
 # --- properties ----------------------------------------------------------------------------------
 
 
