@@ -159,6 +159,7 @@ class Deps:
             handoff_ttl=self.settings.handoff_ttl,
             join_wait=self.settings.join_wait,
             join_timeout=self.settings.join_timeout,
+            min_managers=self.settings.min_managers,
         )
         return LaunchService(
             config,

@@ -77,3 +77,61 @@ def test_workers_are_never_ordered(world: World) -> None:
     world.launch(Role.MANAGER, C)
     worker = world.launch(Role.WORKER, A)
     assert world.service.handle(worker).outcome is Outcome.JOINED
+
+
+def _seven(world: World) -> None:
+    for az in (C, A):  # 2-2-1 + c, a: 3-2-2
+        assert world.service.handle(world.launch(Role.MANAGER, az)).outcome is Outcome.JOINED
+    assert _layout(world) == Counter({A: 3, B: 2, C: 2})
+
+
+def _manager_in(world: World, az: str) -> str:
+    return next(
+        m.labels["instance-id"]
+        for m in world.swarm.members()
+        if m.role is Role.MANAGER and m.labels["az"] == az
+    )
+
+
+def test_a_replacement_waits_for_the_manager_it_replaces_to_leave_when_that_removal_may_go(
+    world: World,
+) -> None:
+    # found by chaos seed 500 timeline 393: 3-2-2, a manager in us-east-1a terminated and replaced; the
+    # replacement joined first and the eight managers stood 4-2-2, which survives no AZ loss
+    _seven(world)
+    old = _manager_in(world, A)
+    world.fleet.terminate(old, decrement=False)  # Terminating:Wait: the guard's hook is removing it
+    replacement = world.launch(Role.MANAGER, A)
+
+    deferred = world.service.handle(replacement)
+
+    assert deferred.outcome is Outcome.PENDING and deferred.error == "JoinOrder"
+    assert f"{old} leaving in {A} goes first" in deferred.reason
+    assert replacement.instance_id not in {iid for iid, _ in world.handoff.offered}
+    assert _layout(world) == Counter({A: 3, B: 2, C: 2})
+
+    node = next(
+        m.node_id for m in world.swarm.members() if m.labels["instance-id"] == old
+    )  # the guard's work
+    world.swarm.demote(node)
+    world.swarm.leave(old)
+    world.clock.advance(60)  # until the swarm shows it Down
+    world.swarm.remove(node)
+    world.gone(old)
+    (joined,) = world.service.finish_pending()  # the reconciler's pass
+
+    assert joined.outcome is Outcome.JOINED and joined.instance_id == replacement.instance_id
+    assert _layout(world) == Counter({A: 3, B: 2, C: 2})
+
+
+def test_a_replacement_never_waits_for_a_removal_that_waits_for_it() -> None:
+    # three managers, one replaced: the guard keeps the old one until the replacement has joined (the
+    # floor of 3), so the replacement must not wait for it
+    w = make_world()
+    for az in (A, B, C):
+        assert w.service.handle(w.launch(Role.MANAGER, az)).result is LifecycleResult.CONTINUE
+    old = _manager_in(w, A)
+    w.fleet.terminate(old, decrement=False)
+    replacement = w.launch(Role.MANAGER, A)
+    assert w.service.handle(replacement).outcome is Outcome.JOINED
+    assert _layout(w) == Counter({A: 2, B: 1, C: 1})

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
+from autojoin.domain.guard import removal_check
 from autojoin.domain.model import (
     ClusterView,
     GroupInfo,
@@ -119,6 +121,7 @@ class LaunchConfig:
     poll_interval: float = 2.0
     join_timeout: float = 120.0  # what one join may take on the node (the orchestrator's join timeout)
     margin: float = 30.0  # kept free after a join for its clean-up (withdraw the ticket, complete)
+    min_managers: int = 3  # the guard's floor (MinManagers): which removals will go ahead without a join
 
     @property
     def join_budget(self) -> float:
@@ -370,7 +373,9 @@ class LaunchService:
                         role,
                         instance,
                         f"a manager in {instance.az} now would leave the managers surviving fewer AZ "
-                        f"losses; {first.instance_id} launching in {first.az} joins first",
+                        f"losses; {first.instance_id} "
+                        + ("leaving" if first.lifecycle_state == "Terminating:Wait" else "launching")
+                        + f" in {first.az} goes first",
                         error="JoinOrder",
                     )
                 try:
@@ -424,12 +429,20 @@ class LaunchService:
     def _joins_first(
         self, instance: InstanceInfo, group: GroupInfo, role: Role, members: Sequence[Member]
     ) -> InstanceInfo | None:
-        """Join order for managers launched together (a scale-out, a refresh): when this manager joining
-        now would lower the AZ losses the managers survive (3→7 joined a, a, b then a gives 3-2-1, which
-        survives none, on the way to 3-2-2), and another manager of the group is launching in a zone whose
-        join would not, that one joins first; this one stays pending (its hook kept alive) and is joined
-        when that join finishes, or by the reconciler. Never deferred when no such launch exists, so a
-        join is never held back for nothing. Costs no AWS call unless this join would lower the tolerance."""
+        """Join order for managers that come and go together (a scale-out, a refresh, a replacement):
+        when this manager joining now would lower the AZ losses the managers survive, and a change under
+        way would let it join without that, it waits for that change; it stays pending (its hook kept
+        alive) and is joined when that change is done (the next join, or the reconciler's pass). The
+        changes it waits for:
+
+        - another manager of the group launching in a zone whose join would not lower it (3→7 joined
+          a, a, b then a stands 3-2-1, which survives no AZ loss, on the way to 3-2-2);
+        - a manager of the group being removed (Terminating:Wait, still a voter) whose removal the guard
+          allows now, without this join, and after which this join would not lower it (a replaced
+          manager: 3-2-2 with the replacement joined before the old one left stands 4-2-2).
+
+        Never held back for a change that is not coming (a removal that waits for this very join, say),
+        so no join waits for nothing. Costs no AWS call unless this join would lower the tolerance."""
         if role is not Role.MANAGER or not group.zones:
             return None
         layout = dict.fromkeys(group.zones, 0)
@@ -438,22 +451,33 @@ class LaunchService:
             if (m.role is Role.MANAGER or m.in_raft) and m.ready and m.reachable and az in layout:
                 layout[az] += 1
 
-        def with_one_in(az: str) -> int:
-            return zone_failures_tolerated({**layout, az: layout.get(az, 0) + 1})
+        def tolerance(add: str, drop: str | None = None) -> int:
+            after = {**layout, add: layout.get(add, 0) + 1}
+            if drop is not None:
+                after[drop] = max(after.get(drop, 0) - 1, 0)
+            return zone_failures_tolerated(after)
 
         now = zone_failures_tolerated(layout)
-        if with_one_in(instance.az) >= now:
+        if tolerance(instance.az) >= now:
             return None
-        joined = {m.instance_id or m.labels.get("instance-id") for m in members}
+        by_instance = {(m.instance_id or m.labels.get("instance-id")): m for m in members}
+        view: ClusterView | None = None
         for other in self.fleet.instances(group.name):
-            if (
-                other.instance_id != instance.instance_id
-                and other.instance_id not in joined
-                and other.lifecycle_state == PENDING_WAIT
-                and not other.gone
-                and with_one_in(other.az) >= now
-            ):
-                return other
+            if other.instance_id == instance.instance_id or other.gone:
+                continue
+            if other.lifecycle_state == PENDING_WAIT and other.instance_id not in by_instance:
+                if tolerance(other.az) >= now:
+                    return other
+            elif other.lifecycle_state == "Terminating:Wait" and other.instance_id in by_instance:
+                leaving = by_instance[other.instance_id]
+                if not (leaving.role is Role.MANAGER or leaving.in_raft):
+                    continue
+                if tolerance(instance.az, drop=leaving.labels.get("az", other.az)) < now:
+                    continue
+                if view is None:
+                    view = _view(self.config.cluster, members, group.zones, self.clock.now())
+                if removal_check(view, other.instance_id, self.config.min_managers) is None:
+                    return other
         return None
 
     def _hand_off_and_join(self, instance_id: str, role: Role, members: Sequence[Member]) -> str:
@@ -530,32 +554,30 @@ class LaunchService:
             return
         groups = self.fleet.cluster_groups(self.config.cluster)
         zones = sorted({z for g in groups if g.role is Role.MANAGER for z in g.zones})
-        nodes = []
-        for m in members:
-            labels = m.labels
-            nodes.append(
-                Node(
-                    instance_id=m.instance_id or labels.get("instance-id", m.hostname),
-                    role=m.role,
-                    az=labels.get("az", "unknown"),
-                    healthy=m.ready and m.reachable,
-                    group=labels.get("asg", ""),
-                    node_id=m.node_id,
-                    address=m.address,
-                    instance_type=labels.get("instance-type"),
-                    leader=m.leader,
-                    reachable=m.reachable,
-                    available=m.available,
-                )
-            )
-        self.state.save_snapshot(
-            ClusterView(
-                cluster=self.config.cluster,
-                nodes=tuple(nodes),
-                zones=tuple(zones),
-                taken_at=self.clock.now(),
+        self.state.save_snapshot(_view(self.config.cluster, members, zones, self.clock.now()))
+
+
+def _view(cluster: str, members: Sequence[Member], zones: Sequence[str], taken_at: datetime) -> ClusterView:
+    """The cluster view of a member list, as the launch path saves it."""
+    nodes = []
+    for m in members:
+        labels = m.labels
+        nodes.append(
+            Node(
+                instance_id=m.instance_id or labels.get("instance-id", m.hostname),
+                role=m.role,
+                az=labels.get("az", "unknown"),
+                healthy=m.ready and m.reachable,
+                group=labels.get("asg", ""),
+                node_id=m.node_id,
+                address=m.address,
+                instance_type=labels.get("instance-type"),
+                leader=m.leader,
+                reachable=m.reachable,
+                available=m.available,
             )
         )
+    return ClusterView(cluster=cluster, nodes=tuple(nodes), zones=tuple(zones), taken_at=taken_at)
 
 
 class _NotReady(OrchestratorError):
