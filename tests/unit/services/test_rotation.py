@@ -12,7 +12,7 @@ from autojoin.adapters.sim.clock import SimClock
 from autojoin.adapters.sim.swarm import SimSwarm
 from autojoin.domain.model import Role
 from autojoin.errors import BadInput, LeaseHeld, Unreachable
-from autojoin.services.rotation import RotationService, Step
+from autojoin.services.rotation import RotationDecision, RotationService, Step
 from autojoin.settings import Settings
 
 MGR_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:demo-manager-token-AbCdEf"
@@ -98,7 +98,12 @@ def test_test_step_resyncs_the_secret_from_the_swarm_when_they_differ(setup: Set
     stale = vault.pending(Role.MANAGER, V2)
     assert stale is not None and swarm.valid_token(stale.get_secret_value()) is None
     decision = service.handle(MGR_ARN, V2, "testSecret")
-    assert "re-synced" in decision.action
+    assert decision == RotationDecision(
+        Role.MANAGER,
+        Step.TEST,
+        "the swarm holds another token than the pending one: AWSCURRENT re-synced from the swarm, "
+        "the stale pending version dropped",
+    )
     assert swarm.valid_token(vault.current[Role.MANAGER]) is Role.MANAGER  # joins work again at once
     assert vault.pending(Role.MANAGER, V2) is None  # the stale version is no longer pending
     assert service.handle(MGR_ARN, V2, "finishSecret").action.startswith("no pending token")
@@ -146,14 +151,15 @@ def test_a_step_waits_for_the_lease_another_change_holds_then_rotates(setup: Set
 def test_a_step_gives_up_on_a_lease_held_longer_than_it_waits(setup: Setup) -> None:
     clock = SimClock()
     service = RotationService(
-        SETTINGS, vault=setup.vault, orchestrator=setup.swarm, state=setup.state, clock=clock, lease_wait=60
+        SETTINGS, vault=setup.vault, orchestrator=setup.swarm, state=setup.state, clock=clock, lease_wait=61
     )
     old = setup.vault.current[Role.WORKER]
     start = clock.now()
     assert setup.state.acquire_lease("demo", "guard:remove-node", 600)
-    with pytest.raises(LeaseHeld, match="guard:remove-node"):
+    with pytest.raises(LeaseHeld, match="guard:remove-node") as raised:
         service.handle(WRK_ARN, V2, "createSecret")
-    assert (clock.now() - start).total_seconds() == 60
+    assert (raised.value.cluster, raised.value.holder) == ("demo", "guard:remove-node")
+    assert (clock.now() - start).total_seconds() == 65  # whole polls of 5 s until 61 s have passed
     assert setup.swarm.valid_token(old) is Role.WORKER  # nothing rotated
 
 
@@ -163,10 +169,22 @@ def test_every_step_succeeds_with_no_cluster_or_no_current_token(bootstrapped: b
     if bootstrapped:  # a cluster record, but no token stored yet
         assert setup.state.claim_bootstrap("demo", "i-1")
         setup.state.mark_bootstrapped("demo", "i-1")
-    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+    why = "no current token yet" if bootstrapped else "no cluster yet"
+    expected = {
+        "createSecret": f"{why}: nothing to rotate or test",
+        "setSecret": "nothing to set: the swarm already uses the pending token",
+        "testSecret": f"{why}: nothing to rotate or test",
+        "finishSecret": "no pending token to promote: nothing to do",
+    }
+    for step, action in expected.items():
         decision = setup.service.handle(WRK_ARN, V2, step)
-        assert decision.step.value == step
+        assert decision == RotationDecision(Role.WORKER, Step(step), action)
     assert setup.vault.current == {} and setup.vault.versions == {}
+
+
+def test_test_secret_without_a_pending_version_says_so(setup: Setup) -> None:
+    decision = setup.service.handle(WRK_ARN, V2, "testSecret")
+    assert decision == RotationDecision(Role.WORKER, Step.TEST, "no pending token to test: nothing to do")
 
 
 def test_unknown_secret_or_step_is_bad_input(setup: Setup) -> None:
