@@ -66,7 +66,11 @@ class FakeFleet(Fleet):
         if action.instance_id in self.open_actions:
             self.open_actions.discard(action.instance_id)
             outcome = CompletionOutcome.COMPLETED
-            state = "InService" if result is LifecycleResult.CONTINUE else "Terminating"
+            before = self.by_id[action.instance_id].lifecycle_state or ""
+            if before.startswith("Terminating"):  # a terminate hook's answer: the termination goes on
+                state = "Terminating:Proceed"
+            else:
+                state = "InService" if result is LifecycleResult.CONTINUE else "Terminating"
             self.by_id[action.instance_id] = self.by_id[action.instance_id].model_copy(
                 update={"lifecycle_state": state}
             )

@@ -205,9 +205,27 @@ def test_the_tick_works_terminate_actions_whose_event_was_lost_once() -> None:
     assert swept["i-w1"].outcome is Outcome.REMOVED and swept["i-w1"].steps[:2] == ("drain", "leave")
     assert {"i-m4", "i-w1"}.isdisjoint(w.roles())
     assert w.fleet.open_actions == {"i-x1"}
-    # the lost events arrive late after all: nothing is completed twice
+    # the lost events arrive late after all (the instances are Terminating:Proceed): nothing is done twice
     for action in late.values():
-        assert w.svc.handle(action, "h1").completion is CompletionOutcome.ALREADY_DONE
+        again = w.svc.handle(action, "h1")
+        assert (again.outcome, again.completion, again.error) == (Outcome.IGNORED, None, "NotTerminating")
     done = [(i, o) for i, _, o in w.fleet.completions if o is CompletionOutcome.COMPLETED]
     assert sorted(done) == [("i-m4", CompletionOutcome.COMPLETED), ("i-w1", CompletionOutcome.COMPLETED)]
     assert w.state.leases == {}
+
+
+def test_a_terminate_event_for_an_instance_that_is_not_terminating_removes_nothing() -> None:
+    # found by fuzzing: a terminate event for an in-service worker drained and removed it
+    w = World(workers=2)
+    before = w.roles()
+    action = LifecycleAction(
+        kind=LifecycleKind.TERMINATING,
+        group="demo-worker",
+        instance_id="i-w1",
+        hook=w.svc.config.terminate_hook,
+        token="t-stale",
+    )
+    decision = w.svc.handle(action, "h1")
+    assert decision.outcome is Outcome.IGNORED and decision.error == "NotTerminating"
+    assert "not Terminating:Wait: nothing removed" in decision.reason
+    assert w.roles() == before and w.fleet.completions == []

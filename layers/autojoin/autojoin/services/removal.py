@@ -61,6 +61,9 @@ class Outcome(StrEnum):
     GONE = "gone"  # the action is already finished
 
 
+TERMINATING_WAIT = "Terminating:Wait"  # the only state in which a terminate hook's action is open
+
+
 @dataclass(frozen=True)
 class RemovalDecision:
     outcome: Outcome
@@ -197,6 +200,19 @@ class RemovalService:
                 group.role,
                 result=LifecycleResult.CONTINUE,
                 completion=done,
+            )
+        instance = self.fleet.instance(action.instance_id)
+        if instance is not None and not instance.gone and instance.lifecycle_state != TERMINATING_WAIT:
+            # the event says the instance is being terminated; its group says it is not (a stale or
+            # forged event — found by fuzzing): nothing is drained or removed, nothing completed
+            return RemovalDecision(
+                Outcome.IGNORED,
+                f"instance {action.instance_id} is {instance.lifecycle_state or 'in no lifecycle state'}, "
+                f"not {TERMINATING_WAIT}: nothing removed",
+                action.instance_id,
+                group.role,
+                instance.az,
+                error="NotTerminating",
             )
         if group.role is Role.WORKER:
             return self._remove_worker(action)
