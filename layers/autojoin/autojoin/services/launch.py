@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 
 from autojoin.domain.guard import removal_check
@@ -41,7 +40,6 @@ from autojoin.domain.model import (
     LifecycleAction,
     LifecycleKind,
     LifecycleResult,
-    Node,
     Role,
 )
 from autojoin.domain.quorum import zone_failures_tolerated
@@ -66,6 +64,7 @@ from autojoin.ports import (
     StateStore,
     TokenVault,
 )
+from autojoin.services.removal import view_of
 
 SWARM_PORT = 2377
 PENDING_WAIT = "Pending:Wait"
@@ -475,7 +474,7 @@ class LaunchService:
                 if tolerance(instance.az, drop=leaving.labels.get("az", other.az)) < now:
                     continue
                 if view is None:
-                    view = _view(self.config.cluster, members, group.zones, self.clock.now())
+                    view = view_of(self.config.cluster, members, group.zones, self.clock.now())
                 if removal_check(view, other.instance_id, self.config.min_managers) is None:
                     return other
         return None
@@ -554,30 +553,7 @@ class LaunchService:
             return
         groups = self.fleet.cluster_groups(self.config.cluster)
         zones = sorted({z for g in groups if g.role is Role.MANAGER for z in g.zones})
-        self.state.save_snapshot(_view(self.config.cluster, members, zones, self.clock.now()))
-
-
-def _view(cluster: str, members: Sequence[Member], zones: Sequence[str], taken_at: datetime) -> ClusterView:
-    """The cluster view of a member list, as the launch path saves it."""
-    nodes = []
-    for m in members:
-        labels = m.labels
-        nodes.append(
-            Node(
-                instance_id=m.instance_id or labels.get("instance-id", m.hostname),
-                role=m.role,
-                az=labels.get("az", "unknown"),
-                healthy=m.ready and m.reachable,
-                group=labels.get("asg", ""),
-                node_id=m.node_id,
-                address=m.address,
-                instance_type=labels.get("instance-type"),
-                leader=m.leader,
-                reachable=m.reachable,
-                available=m.available,
-            )
-        )
-    return ClusterView(cluster=cluster, nodes=tuple(nodes), zones=tuple(zones), taken_at=taken_at)
+        self.state.save_snapshot(view_of(self.config.cluster, members, zones, self.clock.now()))
 
 
 class _NotReady(OrchestratorError):
