@@ -261,7 +261,16 @@ def _pool(e: dict[str, Any], plots: Plots) -> str:
         "worker group is scaled out at once, the launch lifecycle events are held, then a pool of threads — "
         "each one environment with its own boto3 session and composition root (token cache, clients, "
         "idempotency layer), cold on its first event — takes them from one queue; the local cloud then "
-        "runs until idle. Same process, side by side: the pool, then a single environment (with fewer "
+        "runs until idle, the completions putting the instances in service"
+        + (
+            f" (with the reconciler's rules, {', '.join(p['rules_off_after_burst'])}, switched off first: each "
+            "launch result would set off a reconcile that reads the whole group, the reconciler's work, counted "
+            "per event above, not the burst's; settling took "
+            f"{_fmt(p.get('settle_s'), 1)} s)"
+            if p.get("rules_off_after_burst")
+            else ""
+        )
+        + ". Same process, side by side: the pool, then a single environment (with fewer "
         "launches when the run says so: each launch's work grows with the group's size, so the single "
         "environment's launches/s at a smaller burst flatters it, never the pool).\n\n"
     )

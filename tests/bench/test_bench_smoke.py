@@ -91,6 +91,8 @@ def test_pool_burst_joins_every_launch_with_one_token_read_per_environment() -> 
     assert result["lifecycle"] == {"CONTINUE": 4}
     assert 1 <= result["get_secret_value_calls"] <= 2  # one per environment that handled an event, at most
     assert result["launches_per_s"] > 0
+    # the reconciler's follow-up of each launch result is not the burst's: its rules were off while settling
+    assert result["rules_off_after_burst"] and all("Reconcile" in r for r in result["rules_off_after_burst"])
 
 
 def test_termination_policy_bench_decides_for_every_offered_instance(tmp_path: Path) -> None:
