@@ -92,6 +92,8 @@ test: setup swarm-deps lint typecheck  ## EVERY test: lint, types, unit+localclo
 	wait $$swarm; sw=$$?; echo "---- real-swarm tests (ran beside the others) ----"; cat .test-swarm.log; \
 	$(BIN)/coverage combine -q .coverage.swarm .coverage.rest && \
 	$(BIN)/coverage report --fail-under=90; cov=$$?; \
+	if [ $$sw != 0 ]; then echo "---- real-swarm failures: the first error lines of each (whole log above) ----"; \
+	  grep -E '^(_{5,} test|E   )' .test-swarm.log | grep -A3 '^_' | cut -c1-700 | head -60; fi; \
 	echo "tests: rest exit $$rest, real swarm exit $$sw, coverage gate exit $$cov"; \
 	test $$rest = 0 && test $$sw = 0 && test $$cov = 0
 

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ def run_burst(launches: int, pool: int, template: Path = ROOT / "template.yaml")
         outcomes: Counter[str] = Counter()
         errors: list[str] = []
         handled: Counter[int] = Counter()
+        first_trace: list[str] = []
 
         def environment(k: int) -> None:
             core = _botocore_session()
@@ -122,6 +124,8 @@ def run_burst(launches: int, pool: int, template: Path = ROOT / "template.yaml")
                     with lock:
                         handled[k] += 1
                         errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                        if len(errors) == 1:  # where the first one came from, for the report
+                            first_trace.append(traceback.format_exc(limit=-8))
 
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
@@ -139,10 +143,10 @@ def run_burst(launches: int, pool: int, template: Path = ROOT / "template.yaml")
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        # What follows the burst is not the burst: every launch result also reaches the reconciler, which reads
-        # the whole (by now 1,000-instance) group each time — real work, measured per event by bench_calls, and
-        # what kept an earlier 1,000-launch run from finishing. Its rules are switched off before the local
-        # cloud settles the completions (the instances going InService), and the report says so.
+        # What follows the burst is not the burst: every launch result also reaches the reconciler, which
+        # reads the whole (by now 1,000-instance) group each time: real work, measured per event by
+        # bench_calls, and what kept an earlier 1,000-launch run from finishing. Its rules are switched off
+        # before the local cloud settles the completions (instances going InService); the report says so.
         off = [
             r.logical_id
             for r in cloud.stack.rules
@@ -166,6 +170,7 @@ def run_burst(launches: int, pool: int, template: Path = ROOT / "template.yaml")
         "outcomes": dict(outcomes),
         "errors": len(errors),
         "error_samples": errors[:5],
+        "first_error_trace": first_trace[0] if first_trace else None,
         "lifecycle": dict(results),
         "workers_in_service": len(in_service),
         "workers_in_swarm": len(workers),

@@ -263,9 +263,9 @@ def _pool(e: dict[str, Any], plots: Plots) -> str:
         "idempotency layer), cold on its first event — takes them from one queue; the local cloud then "
         "runs until idle, the completions putting the instances in service"
         + (
-            f" (with the reconciler's rules, {', '.join(p['rules_off_after_burst'])}, switched off first: each "
-            "launch result would set off a reconcile that reads the whole group, the reconciler's work, counted "
-            "per event above, not the burst's; settling took "
+            f" (with the reconciler's rules, {', '.join(p['rules_off_after_burst'])}, switched off first: "
+            "each launch result would set off a reconcile that reads the whole group, the reconciler's work, "
+            "counted per event above, not the burst's; settling took "
             f"{_fmt(p.get('settle_s'), 1)} s)"
             if p.get("rules_off_after_burst")
             else ""

@@ -45,6 +45,11 @@ from autojoin.ports import Clock, CommandResult, CommandRunner
 
 from .swarm_support import BUDGET, eventually
 
+# Real seconds a settle may take before it fails: more than the other real-swarm tests' budget, because a
+# killed leader makes every command the handlers send to it wait for its connection to fail, and a slower
+# machine than this one (CI) multiplies that. Only a run that would never settle pays it.
+SETTLE_BUDGET = 2 * BUDGET
+
 pytestmark = pytest.mark.swarm
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
@@ -143,6 +148,21 @@ def disarm(kit: E2E) -> Iterator[None]:
     tap(kit).faults.clear()
 
 
+@pytest.fixture(autouse=True)
+def consistent_start(kit: E2E, disarm: None) -> None:
+    """Every test starts from a cluster consistent with its groups. One cluster serves the module, so a test
+    that failed before its cluster settled would otherwise hand the next one a swarm it cannot survive (a
+    second leader killed while the first is still a voter loses quorum), and every later test would fail
+    for the first one's reason. The cluster is given time to settle first; if it does not, this test fails
+    saying so, and the first failure is the one to read."""
+    problem = inconsistency(kit) or "; ".join(waiting_actions(kit))
+    if problem:
+        try:
+            settle(kit)
+        except AssertionError as exc:
+            pytest.fail(f"an earlier test left the cluster inconsistent ({problem}), not recovered: {exc}")
+
+
 def tap(kit: E2E) -> Tap:
     assert isinstance(kit.runner.inner, Tap)
     return kit.runner.inner
@@ -203,7 +223,7 @@ def leader(kit: E2E) -> str:
     return next(m.instance_id or "" for m in kit.orchestrator.members() if m.leader)
 
 
-def settle(kit: E2E, budget: float = BUDGET) -> list[bool]:
+def settle(kit: E2E, budget: float = SETTLE_BUDGET) -> list[bool]:
     """Simulated minutes (the schedules and whatever they set off on the real swarm), a second or two of
     real time apart (the real swarm lives in real time), until the swarm is consistent with the groups and
     no lifecycle action waits; returns, per minute, whether the swarm had a leader. Never asserts time:
@@ -221,8 +241,10 @@ def settle(kit: E2E, budget: float = BUDGET) -> list[bool]:
             return seen
         if time.monotonic() > deadline:
             recent = [(i.function, i.result) for i in kit.cloud.invocations[-6:]]
+            sent = [f"{iid} {' '.join(argv[:3])}: {how}" for iid, argv, how in tap(kit).sent[-10:]]
             raise AssertionError(
-                f"not consistent after {len(seen)} simulated minutes: {last}; last: {recent}"
+                f"not consistent after {len(seen)} simulated minutes ({budget:.0f} s): {last}; leader per "
+                f"minute {seen[-12:]}; last commands to the swarm: {sent}; last invocations: {recent}"
             )
         time.sleep(2)
 

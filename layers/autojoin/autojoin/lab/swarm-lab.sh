@@ -88,6 +88,16 @@ pid_is_ours() {
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$(ndir "$n")/"
 }
 
+# pid_alive PID: the process exists and is not a zombie. For a daemon this script has just started: until
+# nsenter, unshare and sh have all exec'd, its command line is still this script's (a forked bash), so
+# pid_is_ours would call a daemon that is merely slow to start (a loaded machine) dead.
+pid_alive() {
+  local pid=$1 st
+  [ -n "$pid" ] || return 1
+  st=$(ps -o stat= -p "$pid" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
+
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
 need_tools() {
   command -v dockerd >/dev/null || die "dockerd missing: run '$0 install' (apt-get install -y docker.io)"
@@ -157,7 +167,7 @@ wait_daemon() {
       cat "$d/exec/containerd/containerd.pid" >"$d/containerd.pid" 2>/dev/null || true
       return 0
     fi
-    pid_is_ours "$(cat "$d/dockerd.pid")" "$n" || { tail -5 "$d/dockerd.log" >&2; die "dockerd n$n exited"; }
+    pid_alive "$(cat "$d/dockerd.pid")" || { tail -5 "$d/dockerd.log" >&2; die "dockerd n$n exited"; }
     sleep 0.1
   done
   die "dockerd n$n not ready after 30 s (see $d/dockerd.log)"
