@@ -812,3 +812,53 @@ def test_snapshot_describes_the_hidden_state() -> None:
     assert rows["i-w1"]["in_swarm"] is True
     assert h.swarm.is_up("i-w1") and not h.swarm.is_up("i-m3")
     assert "leader=i-m1" in repr(h.swarm)
+
+
+def test_concurrent_callers_see_each_call_whole() -> None:
+    """One request at a time, as a real manager (module docstring, Concurrency): handler environments on
+    threads sharing one SimSwarm (scripts/bench_pool.py) join and read at once. Before the lock, 26 of
+    1,000 pooled launches failed with 'dictionary changed size during iteration' inside join. The switch
+    interval is made tiny so that threads interleave inside the calls (without the lock this fails)."""
+    import sys
+    import threading
+
+    h = Harness()
+    h.cluster(managers=3)
+    workers = [f"i-w{k}" for k in range(400)]
+    for iid in workers:  # tickets are written first, as the launch handler does before the join
+        h.offer(iid, Role.WORKER)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def joiner(ids: list[str]) -> None:
+        try:
+            for iid in ids:
+                h.swarm.join(iid, Role.WORKER)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                h.swarm.members()
+                h.swarm.snapshot()
+        except BaseException as exc:
+            errors.append(exc)
+
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=joiner, args=(workers[k::8],)) for k in range(8)]
+        readers = [threading.Thread(target=reader) for _ in range(2)]
+        for t in [*threads, *readers]:
+            t.start()
+        for t in threads:
+            t.join()
+        done.set()
+        for t in readers:
+            t.join()
+    finally:
+        sys.setswitchinterval(saved)
+    assert errors == []
+    joined = {h.swarm.instance_of(m.node_id) for m in h.swarm.members() if m.role is Role.WORKER}
+    assert joined == set(workers)

@@ -42,6 +42,12 @@ Tokens
     ``seed``, handed only to ``store_token`` as ``SecretStr``, and never appear in an exception, a repr
     or ``snapshot()``. The token, not the ticket, decides the role a node joins with (as in Swarm).
 
+Concurrency
+    One request at a time, as a real manager applies changes through its Raft log: every public method
+    holds the swarm's lock. Concurrent callers (scripts/bench_pool.py's handler environments, threads
+    sharing one SimSwarm) see each call whole; before the lock, a join iterating the member list while
+    another thread added a node raised ``dictionary changed size during iteration``.
+
 Simulation controls (not on the port): ``crash``, ``restart``, ``partition``, ``heal``,
 ``has_leader``, ``leader``, ``node_id_of``, ``instance_of``, ``snapshot``, ``valid_token``,
 ``force_new_cluster``.
@@ -49,14 +55,17 @@ Simulation controls (not on the port): ``crash``, ``restart``, ``partition``, ``
 
 from __future__ import annotations
 
+import functools
 import hmac
+import inspect
 import itertools
 import random
 import string
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
@@ -114,6 +123,27 @@ class _Node:
         return f"_Node({self.node_id}, {self.instance_id}, {self.role.value})"
 
 
+_Cls = TypeVar("_Cls", bound=type)
+
+
+def _one_request_at_a_time(cls: _Cls) -> _Cls:
+    """Every public method of ``cls`` holds the instance's ``_lock`` (module docstring: Concurrency)."""
+
+    def locked(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return fn(self, *args, **kwargs)
+
+        return run
+
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(value):
+            setattr(cls, name, locked(value))
+    return cls
+
+
+@_one_request_at_a_time
 class SimSwarm(Orchestrator):
     """An in-memory Docker Swarm (see the module docstring for the rules it keeps)."""
 
@@ -130,6 +160,7 @@ class SimSwarm(Orchestrator):
     ) -> None:
         if down_delay < 0:
             raise ValueError(f"down_delay must be >= 0, got {down_delay}")
+        self._lock = threading.RLock()  # one request at a time (module docstring, Concurrency)
         self._clock = clock
         self._take_ticket = take_ticket
         self._store_token = store_token
