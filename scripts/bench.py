@@ -217,14 +217,21 @@ def combine(paths: list[Path], docs: Path, out: Path, *, plots: bool, notes: lis
             if name not in pieces or ("data" not in pieces[name] and "data" in entry):
                 pieces[name], source[name] = entry, k
     meta = dict(runs[0]["meta"])
-    meta["runs"] = [
-        {
-            "started": r["meta"]["started"],
-            "total_seconds": r["meta"]["total_seconds"],
-            "pieces": sorted(n for n, k in source.items() if k == i),
-        }
-        for i, r in enumerate(runs)
-    ]
+
+    def sub_runs(i: int, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """The runs a piece taken from input ``i`` came from: an input that was itself combined keeps the
+        runs it lists (only those whose pieces are still taken from it)."""
+        own = sorted(n for n, k in source.items() if k == i)
+        nested = run["meta"].get("runs")
+        if not nested:
+            return [
+                {"started": run["meta"]["started"], "total_seconds": run["meta"]["total_seconds"]}
+                | {"pieces": own}
+            ]
+        kept = [{**r, "pieces": [n for n in r["pieces"] if n in own]} for r in nested]
+        return [r for r in kept if r["pieces"]]
+
+    meta["runs"] = [r for i, run in enumerate(runs) for r in sub_runs(i, run)]
     meta["total_seconds"] = max(r["meta"]["total_seconds"] for r in runs)
     meta["notes"] = list(notes or [])
     ordered = {n: pieces[n] for n in PIECES if n in pieces}

@@ -215,3 +215,36 @@ def test_combine_takes_a_piece_that_failed_in_one_run_from_the_other(tmp_path: P
     md = (tmp_path / "docs" / "benchmarks.md").read_text()
     assert "| worker group | 0.00 | 1.0 | 2.0 | 2.00x | 7 | yes |" in md and "killed" not in md
     assert "2.0 minutes" in md and "ran in 2 invocations" in md
+
+
+def test_combine_keeps_the_runs_a_combined_input_lists(tmp_path: Path) -> None:
+    """A report combined again (a new run of one piece in front of docs/benchmarks.json) keeps the runs the
+    old report listed, minus those whose pieces now come from the new run."""
+    meta = {"quick": False, "python": "3.11", "machine": "x", "cpus": 2, "load_average_end": 1.0}
+    failed = {"status": "failed", "why": "not run"}
+    combined = {
+        "meta": {
+            **meta,
+            "started": "old",
+            "total_seconds": 300.0,
+            "runs": [
+                {"started": "a", "total_seconds": 100.0, "pieces": ["calls", "policy"]},
+                {"started": "b", "total_seconds": 200.0, "pieces": ["pool"]},
+            ],
+        },
+        "pieces": {"calls": failed, "policy": failed, "pool": failed},
+    }
+    new = {"meta": {**meta, "started": "new", "total_seconds": 50.0}, "pieces": {"pool": failed}}
+    paths = [tmp_path / "new.json", tmp_path / "old.json"]
+    paths[0].write_text(json.dumps(new))
+    paths[1].write_text(json.dumps(combined))
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        assert _script("bench").combine(paths, tmp_path / "docs", tmp_path / "out", plots=False) == 0
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    runs = json.loads((tmp_path / "docs" / "benchmarks.json").read_text())["meta"]["runs"]
+    assert runs == [
+        {"started": "new", "total_seconds": 50.0, "pieces": ["pool"]},
+        {"started": "a", "total_seconds": 100.0, "pieces": ["calls", "policy"]},
+    ]
