@@ -176,6 +176,10 @@ def run_burst(launches: int, pool: int, template: Path = ROOT / "template.yaml")
         "workers_in_swarm": len(workers),
         "all_joined": len(workers) == 2 + launches and results.get("CONTINUE", 0) == launches,
         "get_secret_value_calls": sum(secret_reads.values()),
+        # the token cache's age limit (Settings.token_max_age, Powertools' max_age, real seconds): a burst
+        # that takes longer than it here reads each environment's token once per period
+        "token_max_age_s": settings.token_max_age,
+        "get_secret_value_per_environment": [secret_reads[k] for k in range(pool)],
         "aws_calls": sum(calls.values()),
         "handling_s": handling,
         "settle_s": settle,

@@ -6,6 +6,7 @@ that did not run or failed says so in its section (never a number in its place).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,21 @@ def _policy(e: dict[str, Any], plots: Plots) -> str:
     return text
 
 
+def _token_reads(r: dict[str, Any]) -> str:
+    """GetSecretValue against the pool's size; when the burst outlasted the token cache's age limit, what
+    each environment read (once per period is the cache doing its job)."""
+    calls, pool = r["get_secret_value_calls"], r["pool"]
+    text = f"{calls} (≤ {pool}: {'yes' if calls <= pool else '**no**'}"
+    per_env, age = r.get("get_secret_value_per_environment"), r.get("token_max_age_s")
+    if calls > pool and per_env and age:
+        periods = math.ceil(r["handling_s"] / age)
+        text += (
+            f"; at most {max(per_env)} per environment over {r['handling_s']:.0f} s, "
+            f"{periods} periods of the {age} s token cache"
+        )
+    return text + ")"
+
+
 def _pool(e: dict[str, Any], plots: Plots) -> str:
     d = e["data"]
     rows = []
@@ -247,8 +263,7 @@ def _pool(e: dict[str, Any], plots: Plots) -> str:
                 r["errors"],
                 r["workers_in_swarm"] - 2,
                 r["lifecycle"].get("CONTINUE", 0),
-                f"{r['get_secret_value_calls']} (≤ {r['pool']}: "
-                f"{'yes' if r['get_secret_value_calls'] <= r['pool'] else '**no**'})",
+                _token_reads(r),
                 r["launches_per_s"],
                 f"{r['handling_s'] / d['boto3_import_s']:.0f}x",
             ]
