@@ -6,6 +6,7 @@ level and searched for tokens."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import json
@@ -520,6 +521,7 @@ def test_rotation_handler_logs_and_counts_each_step_and_each_failure(
         "step": "createSecret",
         "action": "rotated in the cluster; stored as AWSPENDING",
     }
+    assert env.vault.stages(Role.WORKER, version) == ("AWSPENDING",)  # under the version it was asked for
     (step,) = [r for r in log_records(env) if r["level"] == "INFO"]
     assert step["message"] == out["action"]
     assert (step["role"], step["step"], step["action"]) == ("worker", "createSecret", out["action"])
@@ -744,3 +746,460 @@ def test_on_terminate_logs_each_outcome_at_its_level_with_its_fields_and_metric(
     )
     assert line["operator_action"] == result["operator_action"]
     assert metrics == {"service": "autojoin", "role": "manager", "ManagerRetained": [1.0]}
+
+
+def _managers_and_workers(env: Env, managers: tuple[str, ...], workers: tuple[str, ...]) -> list[str]:
+    """Launch through the handler: managers (the first bootstraps), then workers; their instance ids."""
+    launch = load_handler("on_launch")
+    ids = []
+    for role, zones in ((Role.MANAGER, managers), (Role.WORKER, workers)):
+        for z in zones:
+            event = env.event(role, z)
+            launch(event, Context(), deps=env.deps)
+            ids.append(event["detail"]["EC2InstanceId"])
+    return ids
+
+
+def _guard_pass(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """One scheduled guard pass through on_terminate: its report, its log records and its metrics."""
+    capfd.readouterr()
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    tick = {"detail-type": "Scheduled Event", "source": "aws.events"}
+    report = load_handler("on_terminate")(tick, Context(function_name="on_terminate"), deps=env.deps)
+    return report, log_records(env), emf(capfd.readouterr().out)
+
+
+def _gone(env: Env, iid: str) -> None:
+    """The machine crashed and EC2 terminated it: its node goes Down, no terminate event ever came."""
+    env.swarm.crash(iid)
+    env.fleet.by_id[iid] = env.fleet.by_id[iid].model_copy(update={"state": "terminated"})
+
+
+def test_the_guard_pass_logs_and_counts_each_dead_node_removed_or_kept(
+    env: Env, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _guard_settings(env)
+    *managers, worker = _managers_and_workers(env, ZONES, ZONES[:1])
+    env.fleet.set_desired("demo-manager", 3)
+    node_of = {m.instance_id: m.node_id for m in env.swarm.members()}
+    _gone(env, worker)
+    env.deps.clock.advance(60)
+    report, logs, metrics = _guard_pass(env, capfd)
+    steps = "demotion-effective leave-skipped-unreachable rm"  # a worker is never demoted
+    assert report["dead"] == [
+        {
+            "node_id": node_of[worker],
+            "instance_id": worker,
+            "role": Role.WORKER,
+            "removed": True,
+            "reason": steps,
+        }
+    ]
+    (line,) = [r for r in logs if r.get("decision") == "dead_node"]
+    assert (line["level"], line["message"], line["node_id"], line["instance_id"], line["cluster"]) == (
+        "INFO",
+        f"dead node removed: {steps}",
+        node_of[worker],
+        worker,
+        "demo",
+    )
+    assert metrics == {
+        "service": "autojoin",
+        "role": "worker",
+        "DeadNodeRemoved": [1.0],
+        "QuorumMargin": [1.0],
+    }
+
+    def refuse(node_id: str) -> None:
+        raise CommandFailed("docker node rm", 1)
+
+    monkeypatch.setattr(env.swarm, "remove", refuse)
+    _gone(env, managers[2])
+    env.deps.clock.advance(60)
+    report, logs, metrics = _guard_pass(env, capfd)
+    reason = "not removed yet: docker node rm failed (exit 1)"
+    assert [(d["instance_id"], d["removed"], d["reason"]) for d in report["dead"]] == [
+        (managers[2], False, reason)
+    ]
+    (line,) = [r for r in logs if r.get("decision") == "dead_node"]
+    assert (line["level"], line["message"], line["node_id"], line["instance_id"]) == (
+        "WARNING",
+        f"dead node kept: {reason}",
+        node_of[managers[2]],
+        managers[2],
+    )
+    assert metrics == {"service": "autojoin", "role": "manager", "DeadNodeKept": [1.0], "QuorumMargin": [0.0]}
+
+
+def test_the_guard_pass_logs_the_manager_it_releases_and_why_it_releases_none(
+    env: Env, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _guard_settings(env)
+    managers = _managers_and_workers(env, (*ZONES, ZONES[1]), ())  # 1-2-1
+    env.fleet.set_protection("demo-manager", managers, True)  # managers launch protected from scale-in
+    env.fleet.set_desired("demo-manager", 3)
+    holders: list[str] = []
+    acquire = env.deps.state.acquire_lease
+
+    def acquire_lease(cluster: str, holder: str, ttl_seconds: int) -> bool:
+        holders.append(holder)
+        return acquire(cluster, holder, ttl_seconds)
+
+    monkeypatch.setattr(env.deps.state, "acquire_lease", acquire_lease)
+    report, logs, metrics = _guard_pass(env, capfd)
+    # one of AZ b's two managers (1-2-1 -> 1-1-1), the first offered
+    assert (report["released"], report["blocked"], report["margin"]) == (managers[1], None, 1)
+    assert env.fleet.protection == {**dict.fromkeys(managers, True), managers[1]: False}
+    (line,) = [r for r in logs if r.get("decision") == "protection_lifted"]
+    assert (line["level"], line["message"], line["instance_id"], line["cluster"]) == (
+        "INFO",
+        "scale-in protection lifted from the manager the guard chose",
+        managers[1],
+        "demo",
+    )
+    assert metrics == {"service": "autojoin", "ProtectionLifted": [1.0], "QuorumMargin": [1.0]}
+
+    # Auto Scaling takes the released manager: removed gracefully; then the group wants one fewer again
+    removed = load_handler("on_terminate")(_terminate_event(env, managers[1]), Context(), deps=env.deps)
+    assert removed["outcome"] == "removed"
+    gone = env.fleet.by_id[managers[1]]
+    env.fleet.by_id[managers[1]] = gone.model_copy(update={"state": "terminated", "lifecycle_state": None})
+    env.fleet.set_desired("demo-manager", 2)
+    report, logs, metrics = _guard_pass(env, capfd)
+    blocked = (
+        "the manager group wants 2 and has 3: no manager may go "
+        "(would leave 2 healthy managers, below MinManagers 3)"
+    )
+    assert (report["released"], report["blocked"]) == (None, blocked)
+    (line,) = [r for r in logs if r.get("decision") == "scale_in_blocked"]
+    assert (line["level"], line["message"], line["cluster"]) == ("WARNING", blocked, "demo")
+    assert metrics == {
+        "service": "autojoin",
+        "cause": "SCALE_IN",
+        "ScaleInBlocked": [1.0],
+        "QuorumMargin": [1.0],
+    }
+    # the lease was held in the invocation's name: an operator can tell which pass or action held it
+    assert holders[0] == holders[-1] == "guard:req-1"
+    assert set(holders[1:-1]) == {f"terminate:{managers[1]}:req-1"}
+
+
+def test_the_reconcile_handler_warns_at_a_zero_margin_and_names_no_leader_az_it_does_not_know(
+    env: Env, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    managers = _managers_and_workers(env, ZONES, ())
+    env.fleet.set_desired("demo-manager", 3)
+    reconcile = load_handler("reconcile")
+    env.swarm.crash(managers[2])
+    env.deps.clock.advance(60)
+
+    def run(event: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        capfd.readouterr()
+        env.logs.truncate(0)
+        env.logs.seek(0)
+        report = reconcile(event, Context(function_name="reconcile"), deps=env.deps)
+        docs = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith('{"_aws"')]
+        return report, [r for r in log_records(env) if r.get("decision") == "reconcile"], docs
+
+    # a Lambda destination's record of a launch result: no detail-type
+    # the handler names its namespace itself: LeaderAz (a single metric) too, whatever the environment
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE")
+    # a Lambda destination's record of a launch result: no detail-type
+    report, lines, docs = run({"version": "1.0", "requestContext": {"condition": "Success"}})
+    assert (report["has_leader"], report["quorum_margin"], report["leader_az"]) == (True, 0, ZONES[0])
+    (line,) = lines
+    assert (line["level"], line["message"], line["trigger"], line["quorum_margin"]) == (
+        "WARNING",  # a leader, but one more manager lost loses the quorum
+        "wait: us-east-1c is impaired",
+        "unknown",
+        0,
+    )
+    leader = [d for d in docs if "LeaderAz" in d]
+    assert [(d["az"], d["LeaderAz"]) for d in leader] == [(ZONES[0], [1.0])]
+    assert leader[0]["_aws"]["CloudWatchMetrics"] == [
+        {
+            "Namespace": "Autojoin",
+            "Dimensions": [["cluster", "az"]],
+            "Metrics": [{"Name": "LeaderAz", "Unit": "Count"}],
+        }
+    ]
+
+    # members listed, but none flagged leader (read mid-election): no LeaderAz without an AZ to name
+    listed = env.swarm.members
+
+    def members() -> list[Any]:
+        return [dataclasses.replace(m, leader=False) for m in listed()]
+
+    monkeypatch.setattr(env.swarm, "members", members)
+    report, lines, docs = run({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
+    assert (report["has_leader"], report["leader_az"], lines[0]["trigger"]) == (True, None, "Scheduled Event")
+    assert [d for d in docs if "LeaderAz" in d] == []
+    assert {k: v for d in docs for k, v in d.items() if isinstance(v, list)}["QuorumMargin"] == [0.0]
+
+
+def test_termination_policy_handler_counts_every_refused_manager_and_the_margin_left(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    policy = load_handler("termination_policy")
+
+    def snapshot(count: int) -> list[str]:
+        ids = [f"i-m{k}" for k in range(count)]
+        nodes = tuple(Node(instance_id=i, role=Role.MANAGER, az=ZONES[k % 3]) for k, i in enumerate(ids))
+        env.deps.state.save_snapshot(
+            ClusterView(cluster="demo", nodes=nodes, zones=ZONES, taken_at=env.deps.clock.now())
+        )
+        return ids
+
+    def ask(offered: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        capfd.readouterr()
+        env.logs.truncate(0)
+        env.logs.seek(0)
+        event = _policy_event("demo-manager", [(i, ZONES[0]) for i in offered], len(offered))
+        event["Cause"] = "SCALE_IN"
+        answer = policy(event, Context(), deps=env.deps)
+        (record,) = [r for r in log_records(env) if r.get("decision") == "termination_policy"]
+        return answer, record, emf(capfd.readouterr().out)
+
+    ids = snapshot(3)  # 1-1-1, at the floor: both asked are refused, and both are counted
+    answer, record, metrics = ask(ids[:2])
+    floor = "would leave 2 healthy managers, below MinManagers 3"
+    assert answer == {"InstanceIDs": []}
+    assert (record["level"], record["message"], record["refused"]) == (
+        "WARNING",
+        f"managers refused: {floor}",
+        {ids[0]: floor, ids[1]: floor},
+    )
+    assert metrics == {
+        "service": "autojoin",
+        "cause": "SCALE_IN",
+        "ScaleInBlocked": [2.0],
+        "TerminationAllowed": [0.0],
+        "QuorumMargin": [1.0],
+    }
+
+    ids = snapshot(7)  # 3-2-2: one may go and leaves 2-2-2, margin 2
+    answer, record, metrics = ask(ids[:1])
+    assert answer == {"InstanceIDs": [ids[0]]}
+    assert (record["level"], record["message"], record["margin_after"]) == (
+        "INFO",
+        "managers: 1 of 1 asked may go (leaves 2-2-2, margin 2)",
+        2,
+    )
+    assert metrics == {
+        "service": "autojoin",
+        "cause": "SCALE_IN",
+        "TerminationAllowed": [1.0],
+        "QuorumMargin": [2.0],
+    }
+
+
+def _fields(record: dict[str, Any]) -> dict[str, Any]:
+    """A log record without what Powertools adds to every line (time, location, the Lambda context)."""
+    fixed = {"timestamp", "location", "service", "cold_start", "xray_trace_id"}
+    return {k: v for k, v in record.items() if k not in fixed and not k.startswith("function_")}
+
+
+def _terminate(
+    env: Env, capfd: pytest.CaptureFixture[str], event: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """One on_terminate invocation: its answer, its log records and its metrics."""
+    capfd.readouterr()
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    result = load_handler("on_terminate")(event, Context(function_name="on_terminate"), deps=env.deps)
+    return result, log_records(env), emf(capfd.readouterr().out)
+
+
+def test_on_terminate_warns_of_a_waiting_removal_and_logs_it_again_when_worked_later(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _guard_settings(env)
+    managers = _managers_and_workers(env, (*ZONES, *ZONES, ZONES[0]), ())  # 3-2-2
+    env.fleet.set_desired("demo-manager", 5)
+    env.deps.state.acquire_lease("demo", "someone-else", 300)
+    result, logs, metrics = _terminate(env, capfd, _terminate_event(env, managers[3]))
+    reason = "the cluster lease is held by someone-else (waiting 0s of 2700s; hook kept alive)"
+    assert (result["outcome"], result["reason"]) == ("waiting", reason)
+    assert [_fields(r) for r in logs] == [
+        {
+            "level": "WARNING",
+            "message": reason,
+            "cluster": "demo",
+            "instance_id": managers[3],
+            "asg": "demo-manager",
+            "decision": "waiting",
+            "outcome": "waiting",
+            "role": "manager",
+            "az": ZONES[0],
+            "error": "LeaseHeld",
+        }
+    ]
+    assert metrics == {"service": "autojoin", "role": "manager", "ScaleInBlocked": [1.0]}
+
+    # the lease is free again: the next removal works the waiting one with it, and both are logged
+    env.deps.state.release_lease("demo", "someone-else")
+    result, logs, metrics = _terminate(env, capfd, _terminate_event(env, managers[6]))
+    assert [(result["instance_id"], result["outcome"])] + [
+        (d["instance_id"], d["outcome"]) for d in result["also"]
+    ] == [(managers[6], "removed"), (managers[3], "removed")]
+
+    def removed(iid: str) -> dict[str, Any]:
+        return {
+            "level": "INFO",
+            "message": "demoted, left and removed",
+            "cluster": "demo",
+            "instance_id": iid,
+            "asg": "demo-manager",
+            "decision": "removed",
+            "outcome": "removed",
+            "role": "manager",
+            "az": ZONES[0],
+            "result": "CONTINUE",
+            "completion": "completed",
+            "steps": ["drain", "demote", "demotion-effective", "leave", "rm"],
+            "margin_after": 2,  # 7 -> 6 -> 5 managers, all healthy
+        }
+
+    assert [_fields(r) for r in logs] == [removed(managers[6]), removed(managers[3])]  # never "also"
+    assert metrics == {
+        "service": "autojoin",
+        "role": "manager",
+        "ManagerRemoved": [1.0, 1.0],
+        "QuorumMargin": [2.0, 2.0],
+    }
+
+    test = {"Event": "autoscaling:TEST_NOTIFICATION", "AutoScalingGroupName": "demo-manager"}
+    result, logs, metrics = _terminate(env, capfd, test)
+    assert (result["outcome"], result["reason"]) == ("ignored", "test notification: nothing to complete")
+    assert [_fields(r) for r in logs] == [
+        {
+            "level": "WARNING",
+            "message": "test notification: nothing to complete",
+            "cluster": "demo",
+            "instance_id": "",  # the notification names no instance
+            "asg": "demo-manager",
+            "decision": "ignored",
+            "outcome": "ignored",
+        }
+    ]
+    assert metrics == {"service": "autojoin", "role": "", "HookIgnored": [1.0]}
+
+
+def test_outside_lambda_each_invocation_holds_the_lease_under_a_fresh_name(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autojoin import entrypoints
+
+    _guard_settings(env)
+    managers = _managers_and_workers(env, (*ZONES, *ZONES[:2]), ())
+    env.fleet.set_desired("demo-manager", 3)
+    holders: list[str] = []
+    acquire = env.deps.state.acquire_lease
+
+    def acquire_lease(cluster: str, holder: str, ttl_seconds: int) -> bool:
+        holders.append(holder)
+        return acquire(cluster, holder, ttl_seconds)
+
+    monkeypatch.setattr(env.deps.state, "acquire_lease", acquire_lease)
+    for iid in managers[3:]:  # no Lambda context (the CLI, a script): no request id to name the holder
+        assert entrypoints.on_terminate(_terminate_event(env, iid), None, env.deps)["outcome"] == "removed"
+    names = dict.fromkeys(holders)
+    assert [re.sub(r":[0-9a-f]{32}$", ":<uuid>", h) for h in names] == [
+        f"terminate:{managers[3]}:<uuid>",
+        f"terminate:{managers[4]}:<uuid>",
+    ]
+    first, second = (h.rsplit(":", 1)[1] for h in names)
+    assert first != second
+
+
+def _launch(
+    env: Env, capfd: pytest.CaptureFixture[str], event: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """One on_launch invocation: its answer, its log records above DEBUG and its metrics."""
+    capfd.readouterr()
+    env.logs.truncate(0)
+    env.logs.seek(0)
+    result = load_handler("on_launch")(event, Context(), deps=env.deps)
+    logs = [_fields(r) for r in log_records(env) if r["level"] != "DEBUG"]
+    return result, logs, emf(capfd.readouterr().out)
+
+
+def test_on_launch_logs_each_decision_at_its_level_with_its_fields_and_metric(
+    env: Env, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def line(level: str, message: str, **fields: Any) -> dict[str, Any]:
+        return {"level": level, "message": message, "cluster": "demo", **fields}
+
+    first = env.event(Role.MANAGER, ZONES[0])
+    iid = first["detail"]["EC2InstanceId"]
+    result, logs, metrics = _launch(env, capfd, first)
+    done = {"result": "CONTINUE", "completion": "completed"}
+    assert logs == [
+        line(
+            "INFO",
+            "first manager: initialised the cluster",
+            instance_id=iid,
+            asg="demo-manager",
+            decision="bootstrapped",
+            role="manager",
+            az=ZONES[0],
+            **done,
+        )
+    ]
+    assert metrics == {"service": "autojoin", "role": "manager", "ClusterBootstrapped": [1.0]}
+
+    event = env.event(Role.WORKER, ZONES[1])
+    result, logs, metrics = _launch(env, capfd, event)
+    worker = {"instance_id": event["detail"]["EC2InstanceId"], "asg": "demo-worker", "role": "worker"}
+    assert logs == [line("INFO", "joined as worker", decision="joined", az=ZONES[1], **worker, **done)]
+    assert metrics == {"service": "autojoin", "role": "worker", "JoinCompleted": [1.0]}
+
+    test = {"Event": "autoscaling:TEST_NOTIFICATION", "AutoScalingGroupName": "demo-worker"}
+    result, logs, metrics = _launch(env, capfd, test)
+    reason = "test notification: nothing to complete"
+    assert (result["outcome"], result["reason"], result["role"]) == ("ignored", reason, None)
+    # the notification names no instance and no role: nothing but the decision is logged with it
+    assert logs == [line("INFO", reason, instance_id="", asg="demo-worker", decision="ignored")]
+    assert metrics == {"service": "autojoin", "role": "", "LaunchIgnored": [1.0]}
+
+    def refuse(instance_id: str, role: Role) -> str:
+        raise CommandFailed("docker swarm join", 1)
+
+    monkeypatch.setattr(env.swarm, "join", refuse)
+    event = env.event(Role.WORKER, ZONES[2])
+    result, logs, metrics = _launch(env, capfd, event)
+    worker["instance_id"] = event["detail"]["EC2InstanceId"]
+    assert logs == [
+        line(
+            "ERROR",
+            "join failed: CommandFailed",
+            decision="abandoned",
+            az=ZONES[2],
+            **worker,
+            result="ABANDON",
+            completion="completed",
+            error="CommandFailed",
+        )
+    ]
+    assert metrics == {"service": "autojoin", "role": "worker", "JoinAbandoned": [1.0]}
+
+    monkeypatch.undo()
+    env.swarm.crash(iid)
+    event = env.event(Role.WORKER, ZONES[2])
+    result, logs, metrics = _launch(env, capfd, event)
+    worker["instance_id"] = event["detail"]["EC2InstanceId"]
+    assert logs == [
+        line(
+            "WARNING",  # waiting because something is wrong: no result, no completion yet
+            "no manager of the cluster answers: waiting (hook kept alive)",
+            decision="pending",
+            az=ZONES[2],
+            **worker,
+            error="Unreachable",
+        )
+    ]
+    assert metrics == {"service": "autojoin", "role": "worker", "JoinPending": [1.0]}
