@@ -1093,6 +1093,7 @@ def test_outside_lambda_each_invocation_holds_the_lease_under_a_fresh_name(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from autojoin import entrypoints
+    from autojoin.observability import metrics
 
     _guard_settings(env)
     managers = _managers_and_workers(env, (*ZONES, *ZONES[:2]), ())
@@ -1105,8 +1106,12 @@ def test_outside_lambda_each_invocation_holds_the_lease_under_a_fresh_name(
         return acquire(cluster, holder, ttl_seconds)
 
     monkeypatch.setattr(env.deps.state, "acquire_lease", acquire_lease)
-    for iid in managers[3:]:  # no Lambda context (the CLI, a script): no request id to name the holder
-        assert entrypoints.on_terminate(_terminate_event(env, iid), None, env.deps)["outcome"] == "removed"
+    try:
+        for iid in managers[3:]:  # no Lambda context (the CLI, a script): no request id to name the holder
+            removed = entrypoints.on_terminate(_terminate_event(env, iid), None, env.deps)
+            assert removed["outcome"] == "removed"
+    finally:
+        metrics.clear_metrics()  # no handler decorator flushed them: leave none to the next test
     names = dict.fromkeys(holders)
     assert [re.sub(r":[0-9a-f]{32}$", ":<uuid>", h) for h in names] == [
         f"terminate:{managers[3]}:<uuid>",
