@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,10 @@ class Context:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:on_launch"
     aws_request_id: str = "req-1"
+    remaining_ms: int = 60_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return self.remaining_ms
 
 
 @dataclass
@@ -1122,15 +1124,19 @@ def test_outside_lambda_each_invocation_holds_the_lease_under_a_fresh_name(
 
 
 def _launch(
-    env: Env, capfd: pytest.CaptureFixture[str], event: Any
+    env: Env, capfd: pytest.CaptureFixture[str], event: Any, context: Context | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    """One on_launch invocation: its answer, its log records above DEBUG and its metrics."""
+    """One on_launch invocation: its answer, its log records and its metrics."""
     capfd.readouterr()
     env.logs.truncate(0)
     env.logs.seek(0)
-    result = load_handler("on_launch")(event, Context(), deps=env.deps)
-    logs = [_fields(r) for r in log_records(env) if r["level"] != "DEBUG"]
+    result = load_handler("on_launch")(event, context or Context(), deps=env.deps)
+    logs = [_fields(r) for r in log_records(env)]
     return result, logs, emf(capfd.readouterr().out)
+
+
+def _above_debug(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in logs if r["level"] != "DEBUG"]
 
 
 def test_on_launch_logs_each_decision_at_its_level_with_its_fields_and_metric(
@@ -1139,11 +1145,48 @@ def test_on_launch_logs_each_decision_at_its_level_with_its_fields_and_metric(
     def line(level: str, message: str, **fields: Any) -> dict[str, Any]:
         return {"level": level, "message": message, "cluster": "demo", **fields}
 
+    result, logs, metrics = _launch(env, capfd, {"detail": {"EC2InstanceId": "i-1"}})
+    assert result["outcome"] == "rejected" and result["reason"].startswith("not a lifecycle action event: ")
+    error = {"error": result["reason"], "error_type": "BadInput"}
+    assert logs == [{"level": "ERROR", "message": "rejected launch input", **error}]
+    assert metrics == {"service": "autojoin", "BadInput": [1.0]}
+
+    def action(event: dict[str, Any]) -> dict[str, Any]:
+        """The launch action as the DEBUG line shows it (JSON values: the kind's name, not its repr)."""
+        d = event["detail"]
+        return {
+            "kind": "launching",
+            "group": d["AutoScalingGroupName"],
+            "instance_id": d["EC2InstanceId"],
+            "hook": d["LifecycleHookName"],
+            "token": d["LifecycleActionToken"],  # Auto Scaling's action token, not a join token
+            "origin": None,
+            "destination": None,
+            "event_id": event["id"],
+            "metadata": None,
+        }
+
+    other = env.event(Role.MANAGER, ZONES[0], LifecycleHookName="web-launch")
+    keys = {"cluster": "demo", "instance_id": other["detail"]["EC2InstanceId"], "asg": "demo-manager"}
+    result, logs, metrics = _launch(env, capfd, other)
+    reason = "hook web-launch is not autojoin's (autojoin-launch): not completed"
+    assert result == {"outcome": "ignored", "reason": reason, "instance_id": keys["instance_id"]}
+    assert logs == [
+        {"level": "DEBUG", "message": "launch action", **keys, "action": action(other)},
+        {"level": "WARNING", "message": reason, **keys, "decision": "ignored", "hook": "web-launch"},
+    ]
+    assert metrics == {"service": "autojoin", "hook": "web-launch", "HookIgnored": [1.0]}
+
     first = env.event(Role.MANAGER, ZONES[0])
     iid = first["detail"]["EC2InstanceId"]
     result, logs, metrics = _launch(env, capfd, first)
+    keys["instance_id"] = iid
+    assert logs[:2] == [
+        {"level": "DEBUG", "message": "launch action", **keys, "action": action(first)},
+        {"level": "DEBUG", "message": "launch decision", **keys, "decision_detail": result},
+    ]
     done = {"result": "CONTINUE", "completion": "completed"}
-    assert logs == [
+    assert _above_debug(logs) == [
         line(
             "INFO",
             "first manager: initialised the cluster",
@@ -1160,7 +1203,9 @@ def test_on_launch_logs_each_decision_at_its_level_with_its_fields_and_metric(
     event = env.event(Role.WORKER, ZONES[1])
     result, logs, metrics = _launch(env, capfd, event)
     worker = {"instance_id": event["detail"]["EC2InstanceId"], "asg": "demo-worker", "role": "worker"}
-    assert logs == [line("INFO", "joined as worker", decision="joined", az=ZONES[1], **worker, **done)]
+    assert _above_debug(logs) == [
+        line("INFO", "joined as worker", decision="joined", az=ZONES[1], **worker, **done)
+    ]
     assert metrics == {"service": "autojoin", "role": "worker", "JoinCompleted": [1.0]}
 
     test = {"Event": "autoscaling:TEST_NOTIFICATION", "AutoScalingGroupName": "demo-worker"}
@@ -1168,7 +1213,7 @@ def test_on_launch_logs_each_decision_at_its_level_with_its_fields_and_metric(
     reason = "test notification: nothing to complete"
     assert (result["outcome"], result["reason"], result["role"]) == ("ignored", reason, None)
     # the notification names no instance and no role: nothing but the decision is logged with it
-    assert logs == [line("INFO", reason, instance_id="", asg="demo-worker", decision="ignored")]
+    assert _above_debug(logs) == [line("INFO", reason, instance_id="", asg="demo-worker", decision="ignored")]
     assert metrics == {"service": "autojoin", "role": "", "LaunchIgnored": [1.0]}
 
     def refuse(instance_id: str, role: Role) -> str:
@@ -1178,7 +1223,7 @@ def test_on_launch_logs_each_decision_at_its_level_with_its_fields_and_metric(
     event = env.event(Role.WORKER, ZONES[2])
     result, logs, metrics = _launch(env, capfd, event)
     worker["instance_id"] = event["detail"]["EC2InstanceId"]
-    assert logs == [
+    assert _above_debug(logs) == [
         line(
             "ERROR",
             "join failed: CommandFailed",
@@ -1197,7 +1242,7 @@ def test_on_launch_logs_each_decision_at_its_level_with_its_fields_and_metric(
     event = env.event(Role.WORKER, ZONES[2])
     result, logs, metrics = _launch(env, capfd, event)
     worker["instance_id"] = event["detail"]["EC2InstanceId"]
-    assert logs == [
+    assert _above_debug(logs) == [
         line(
             "WARNING",  # waiting because something is wrong: no result, no completion yet
             "no manager of the cluster answers: waiting (hook kept alive)",
@@ -1208,3 +1253,103 @@ def test_on_launch_logs_each_decision_at_its_level_with_its_fields_and_metric(
         )
     ]
     assert metrics == {"service": "autojoin", "role": "worker", "JoinPending": [1.0]}
+
+
+def test_on_launch_logs_a_pending_join_finished_by_a_later_launch_as_its_own_decision(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    early = env.event(Role.WORKER, ZONES[2])
+    worker = early["detail"]["EC2InstanceId"]
+    result, logs, metrics = _launch(env, capfd, early)
+    reason = "the cluster has no manager yet: waiting (hook kept alive)"
+    assert (result["outcome"], result["error"]) == ("pending", None)
+    assert _above_debug(logs) == [
+        {
+            "level": "INFO",  # waiting, but nothing is wrong: the first manager is on its way
+            "message": reason,
+            "cluster": "demo",
+            "instance_id": worker,
+            "asg": "demo-worker",
+            "decision": "pending",
+            "role": "worker",
+            "az": ZONES[2],
+        }
+    ]
+    assert metrics == {"service": "autojoin", "role": "worker", "JoinPending": [1.0]}
+
+    first = env.event(Role.MANAGER, ZONES[0])
+    result, logs, metrics = _launch(env, capfd, first)  # 60 s left: less than one join's budget
+    later = "not enough time left in this invocation"
+    assert [(d["instance_id"], d["outcome"], d["reason"]) for d in result["also_joined"]] == [
+        (worker, "pending", later)
+    ]
+    (still,) = [r for r in logs if r["message"] == later]
+    assert (still["level"], still["decision"], still["instance_id"]) == ("INFO", "pending", worker)
+    assert metrics == {"service": "autojoin", "role": "", "ClusterBootstrapped": [1.0], "JoinPending": [1.0]}
+
+    first = env.event(Role.MANAGER, ZONES[0])
+    manager = first["detail"]["EC2InstanceId"]
+    # time for the pending join too (on_launch has 300 s)
+    result, logs, metrics = _launch(env, capfd, first, Context(remaining_ms=290_000))
+    assert [(d["instance_id"], d["outcome"]) for d in result["also_joined"]] == [(worker, "joined")]
+    keys = {"cluster": "demo", "instance_id": manager, "asg": "demo-manager"}  # this invocation's keys
+    done = {"result": "CONTINUE", "completion": "completed"}
+    assert _above_debug(logs) == [
+        {
+            "level": "INFO",
+            "message": "joined as manager",
+            **keys,
+            "decision": "joined",
+            "role": "manager",
+            "az": ZONES[0],
+            **done,
+        },
+        {
+            "level": "INFO",
+            "message": "joined as worker",
+            **keys,
+            "instance_id": worker,  # the decision's own instance, over the invocation's
+            "decision": "joined",
+            "role": "worker",
+            "az": ZONES[2],
+            **done,
+        },
+    ]
+    assert metrics == {"service": "autojoin", "role": "worker", "JoinCompleted": [1.0, 1.0]}
+
+
+@pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time left")  # Powertools, no context
+def test_outside_lambda_a_launch_has_no_deadline_and_finishes_every_pending_join(env: Env) -> None:
+    from autojoin import entrypoints
+    from autojoin.observability import metrics
+
+    early = env.event(Role.WORKER, ZONES[1])
+    try:  # no Lambda context (the CLI, a script): no time limit, no idempotency deadline
+        assert entrypoints.on_launch(early, None, env.deps)["outcome"] == "pending"
+        boot = entrypoints.on_launch(env.event(Role.MANAGER, ZONES[0]), None, env.deps)
+    finally:
+        metrics.clear_metrics()  # no handler decorator flushed them: leave none to the next test
+    assert boot["outcome"] == "bootstrapped"
+    assert [(d["instance_id"], d["outcome"]) for d in boot["also_joined"]] == [
+        (early["detail"]["EC2InstanceId"], "joined")
+    ]
+
+
+def test_a_launch_action_is_done_once_per_token_and_remembered_for_the_configured_ttl(env: Env) -> None:
+    handler = load_handler("on_launch")
+    handler(env.event(Role.MANAGER, ZONES[0]), Context(), deps=env.deps)
+    event = env.event(Role.WORKER, ZONES[1])
+    before = int(time.time())
+    first = handler(event, Context(), deps=env.deps)
+    after = int(time.time())
+    # the same lifecycle action in another event (a replay, a second rule): its token is the key
+    again = handler({**event, "id": "ev-replayed"}, Context(), deps=env.deps)
+    assert first["outcome"] == "joined" and again == first
+    assert [c[0] for c in env.fleet.completions].count(event["detail"]["EC2InstanceId"]) == 1
+    items = env.deps.client("dynamodb").scan(TableName="state")["Items"]
+    records = [i for i in items if i["pk"]["S"] == "idempotency#demo"]
+    assert len(records) == 2  # one per token: the replay added none
+    ttl = env.deps.settings.idempotency_ttl
+    assert ttl == 7200  # the default, not Powertools' own hour
+    expiry = max(int(r["expires_at"]["N"]) for r in records)
+    assert before + ttl <= expiry <= after + ttl + 1
