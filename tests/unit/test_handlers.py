@@ -1339,9 +1339,9 @@ def test_a_launch_action_is_done_once_per_token_and_remembered_for_the_configure
     handler = load_handler("on_launch")
     handler(env.event(Role.MANAGER, ZONES[0]), Context(), deps=env.deps)
     event = env.event(Role.WORKER, ZONES[1])
-    before = int(time.time())
+    before, before_ms = int(time.time()), int(time.time() * 1000)
     first = handler(event, Context(), deps=env.deps)
-    after = int(time.time())
+    after, after_ms = int(time.time()), int(time.time() * 1000)
     # the same lifecycle action in another event (a replay, a second rule): its token is the key
     again = handler({**event, "id": "ev-replayed"}, Context(), deps=env.deps)
     assert first["outcome"] == "joined" and again == first
@@ -1353,3 +1353,51 @@ def test_a_launch_action_is_done_once_per_token_and_remembered_for_the_configure
     assert ttl == 7200  # the default, not Powertools' own hour
     expiry = max(int(r["expires_at"]["N"]) for r in records)
     assert before + ttl <= expiry <= after + ttl + 1
+    # while it runs, the record is held no longer than the invocation can live (its context: 60 s left)
+    in_progress = max(int(r["in_progress_expiration"]["N"]) for r in records)
+    assert before_ms + 60_000 <= in_progress <= after_ms + 60_000
+
+
+def test_a_launch_with_exactly_one_join_budget_left_still_finishes_a_pending_join(env: Env) -> None:
+    handler = load_handler("on_launch")
+    early = env.event(Role.WORKER, ZONES[1])
+    assert handler(early, Context(), deps=env.deps)["outcome"] == "pending"
+    budget = env.deps.launch.config.join_budget  # 120 s join + 60 s for Ready + 30 s clean-up
+    assert budget == 210
+    context = Context(remaining_ms=210_000)
+    boot = handler(env.event(Role.MANAGER, ZONES[0]), context, deps=env.deps)
+    assert [(d["instance_id"], d["outcome"]) for d in boot["also_joined"]] == [
+        (early["detail"]["EC2InstanceId"], "joined")
+    ]
+
+
+def test_a_deferred_launch_is_logged_counted_and_raised_for_lambdas_retry(
+    env: Env, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autojoin.errors import JoinDeferred, NodeNotReady
+
+    def booting(instance_id: str, address: str) -> str:
+        raise NodeNotReady("SSM does not know the instance yet")
+
+    monkeypatch.setattr(env.swarm, "init", booting)
+    first = env.event(Role.MANAGER, ZONES[0])
+    iid = first["detail"]["EC2InstanceId"]
+    capfd.readouterr()
+    with pytest.raises(JoinDeferred) as deferred:
+        load_handler("on_launch")(first, Context(), deps=env.deps)
+    reason = f"{iid} cannot run commands yet; the bootstrap waits"
+    assert str(deferred.value) == reason
+    assert [_fields(r) for r in log_records(env) if r["level"] != "DEBUG"] == [
+        {
+            "level": "WARNING",
+            "message": reason,
+            "cluster": "demo",
+            "instance_id": iid,
+            "asg": "demo-manager",
+            "decision": "deferred",
+        }
+    ]
+    assert emf(capfd.readouterr().out) == {"service": "autojoin", "JoinDeferred": [1.0]}
+    monkeypatch.undo()
+    # Lambda's retry of the same event: not answered from an idempotency record, it bootstraps
+    assert load_handler("on_launch")(first, Context(), deps=env.deps)["outcome"] == "bootstrapped"
