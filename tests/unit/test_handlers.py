@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -1401,3 +1402,34 @@ def test_a_deferred_launch_is_logged_counted_and_raised_for_lambdas_retry(
     monkeypatch.undo()
     # Lambda's retry of the same event: not answered from an idempotency record, it bootstraps
     assert load_handler("on_launch")(first, Context(), deps=env.deps)["outcome"] == "bootstrapped"
+
+
+def test_a_test_notification_skips_idempotency_without_a_missing_key_warning(env: Env) -> None:
+    event = {"Event": "autoscaling:TEST_NOTIFICATION", "AutoScalingGroupName": "demo-worker"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load_handler("on_launch")(event, Context(), deps=env.deps)
+    assert result["outcome"] == "ignored"
+    # it has no action token: through Powertools it would warn "No idempotency key value found"
+    assert [str(w.message) for w in caught if "idempotency" in str(w.message).lower()] == []
+    items = env.deps.client("dynamodb").scan(TableName="state")["Items"]
+    assert [i for i in items if i["pk"]["S"] == "idempotency#demo"] == []
+
+
+@pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time left")  # Powertools, no deadline
+def test_a_context_without_lambdas_clock_is_treated_as_no_deadline(env: Env) -> None:
+    from types import SimpleNamespace
+
+    from autojoin import entrypoints
+    from autojoin.observability import metrics
+
+    local = SimpleNamespace(aws_request_id="local-1")  # a local runner's context: no remaining time to ask
+    early = env.event(Role.WORKER, ZONES[1])
+    try:
+        assert entrypoints.on_launch(early, local, env.deps)["outcome"] == "pending"
+        boot = entrypoints.on_launch(env.event(Role.MANAGER, ZONES[0]), local, env.deps)
+    finally:
+        metrics.clear_metrics()  # no handler decorator flushed them: leave none to the next test
+    assert [(d["instance_id"], d["outcome"]) for d in boot["also_joined"]] == [
+        (early["detail"]["EC2InstanceId"], "joined")
+    ]
