@@ -907,7 +907,6 @@ def test_the_reconcile_handler_warns_at_a_zero_margin_and_names_no_leader_az_it_
         docs = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith('{"_aws"')]
         return report, [r for r in log_records(env) if r.get("decision") == "reconcile"], docs
 
-    # a Lambda destination's record of a launch result: no detail-type
     # the handler names its namespace itself: LeaderAz (a single metric) too, whatever the environment
     monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE")
     # a Lambda destination's record of a launch result: no detail-type
