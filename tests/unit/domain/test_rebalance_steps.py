@@ -397,6 +397,21 @@ def test_the_leader_is_not_retired_even_from_the_most_over_full_az() -> None:
     )
 
 
+def test_no_retire_is_chosen_while_our_surge_has_not_joined() -> None:
+    # our surge to 3 is in service in B but has not joined: 2 managers for a target of 2, nothing to retire.
+    # A retire would take C's manager toward 0-2-0 (B's only one is the leader); the step is the launch
+    # check, which waits, shown toward the first nearest goal
+    view = cluster({B: 1, C: 1})
+    step = next_step(view, group(view, (A, B, C), extra=[inst("i-new", B)]), surge_from=2)
+    assert step == RebalanceStep(
+        StepKind.WAIT,
+        "the plan adds in us-east-1b or us-east-1c but mgr would launch into us-east-1a",
+        target=2,
+        goal={A: 0, B: 0, C: 2},
+        plan=("add us-east-1c -> 0-1-2 (tolerates 0)", "remove us-east-1b -> 0-0-2 (tolerates 0)"),
+    )
+
+
 def test_no_retirement_from_an_az_at_or_under_its_goal() -> None:
     # 2-3 toward 1-3 with MinManagers 4: only A is over, and its managers are retained (not the group's);
     # B is at its goal and must not be retired from instead
