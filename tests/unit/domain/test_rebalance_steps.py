@@ -345,6 +345,73 @@ def test_an_over_full_az_the_group_cannot_retire_from_is_passed_over() -> None:
     )
 
 
+def test_a_retire_is_shown_toward_the_best_layout_it_moves_to() -> None:
+    # 1-1 toward one manager: 1-0 and 0-1 are equally good; the leader is in B, so A's manager goes, and
+    # the step's reason, goal and plan name 0-1 (not 1-0, which would remove from B)
+    view = cluster({A: 1, B: 1}, leader=2)
+    step = next_step(view, group(view, (A, B), desired=2), surge_from=1)
+    assert step == RebalanceStep(
+        StepKind.RETIRE,
+        "1-1 -> 0-1 toward 0-1 (tolerates 0)",
+        az=A,
+        instance_id="i-001",
+        target=1,
+        goal={A: 0, B: 1},
+        plan=("remove us-east-1a -> 0-1 (tolerates 0)",),
+    )
+
+
+def test_the_leader_is_not_retired_when_another_az_reaches_an_equally_good_layout() -> None:
+    # 1-1 toward one manager, the leader in A: A sorts first, but B's manager going reaches 1-0, as good
+    # as 0-1, without a leader election
+    view = cluster({A: 1, B: 1}, leader=1)
+    step = next_step(view, group(view, (A, B), desired=2), surge_from=1)
+    assert step == RebalanceStep(
+        StepKind.RETIRE,
+        "1-1 -> 1-0 toward 1-0 (tolerates 0)",
+        az=B,
+        instance_id="i-002",
+        target=1,
+        goal={A: 1, B: 0},
+        plan=("remove us-east-1b -> 1-0 (tolerates 0)",),
+    )
+
+
+def test_the_leader_is_not_retired_even_from_the_most_over_full_az() -> None:
+    # 3-2 toward two managers (2-0 or 0-2, three moves each); A's only manager the group can retire is the
+    # leader (i-002 and i-003 are retained): toward 0-2 A is three over, but B's non-leader goes, toward 2-0
+    view = cluster({A: 3, B: 2}, leader=1)
+    step = next_step(view, group(view, (A, B), owned=["i-001", "i-004", "i-005"]), surge_from=2)
+    assert step == RebalanceStep(
+        StepKind.RETIRE,
+        "3-2 -> 3-1 toward 2-0 (tolerates 0)",
+        az=B,
+        instance_id="i-004",
+        target=2,
+        goal={A: 2, B: 0},
+        plan=(
+            "remove us-east-1a -> 2-2 (tolerates 0)",
+            "remove us-east-1b -> 2-1 (tolerates 0)",
+            "remove us-east-1b -> 2-0 (tolerates 0)",
+        ),
+    )
+
+
+def test_no_retire_is_chosen_while_our_surge_has_not_joined() -> None:
+    # our surge to 3 is in service in B but has not joined: 2 managers for a target of 2, nothing to retire.
+    # A retire would take C's manager toward 0-2-0 (B's only one is the leader); the step is the launch
+    # check, which waits, shown toward the first nearest goal
+    view = cluster({B: 1, C: 1})
+    step = next_step(view, group(view, (A, B, C), extra=[inst("i-new", B)]), surge_from=2)
+    assert step == RebalanceStep(
+        StepKind.WAIT,
+        "the plan adds in us-east-1b or us-east-1c but mgr would launch into us-east-1a",
+        target=2,
+        goal={A: 0, B: 0, C: 2},
+        plan=("add us-east-1c -> 0-1-2 (tolerates 0)", "remove us-east-1b -> 0-0-2 (tolerates 0)"),
+    )
+
+
 def test_no_retirement_from_an_az_at_or_under_its_goal() -> None:
     # 2-3 toward 1-3 with MinManagers 4: only A is over, and its managers are retained (not the group's);
     # B is at its goal and must not be retired from instead
@@ -399,17 +466,33 @@ def test_a_launch_into_one_az() -> None:
 
 def test_a_launch_is_checked_for_the_one_manager_it_adds() -> None:
     # 4-4-4-4-6 (22, survives 2 AZ losses) toward a layout of 5-5-4-4-4: one more in any of the four
-    # emptiest AZs still survives 2 (5-4-4-4-6: the two largest hold 11 of 23, quorum 12); two more would not
+    # emptiest AZs still survives 2 (5-4-4-4-6: the two largest hold 11 of 23, quorum 12); two more would not.
+    # The step shows A, so its goal is the nearest best layout that adds in A
     e = "us-east-1e"
     view = cluster({A: 4, B: 4, C: 4, D: 4, e: 6})
     step = next_step(view, group(view, (A, B, C, D, e)), surge_from=None)
     assert step == RebalanceStep(
         StepKind.LAUNCH,
-        "4-4-4-4-6 -> 5-4-4-4-6 toward 4-4-4-5-5 (tolerates 2)",
+        "4-4-4-4-6 -> 5-4-4-4-6 toward 5-4-4-4-5 (tolerates 2)",
         az=f"{A} or {B} or {C} or {D}",
         target=22,
-        goal={A: 4, B: 4, C: 4, D: 5, e: 5},
-        plan=("add us-east-1d -> 4-4-4-5-6 (tolerates 2)", "remove us-east-1e -> 4-4-4-5-5 (tolerates 2)"),
+        goal={A: 5, B: 4, C: 4, D: 4, e: 5},
+        plan=("add us-east-1a -> 5-4-4-4-6 (tolerates 2)", "remove us-east-1e -> 5-4-4-4-5 (tolerates 2)"),
+    )
+
+
+def test_a_launch_is_shown_toward_a_best_layout_that_adds_where_it_launches() -> None:
+    # 0-1-0-2 toward three managers: 0-1-1-1 and 1-1-0-1 are both two moves away; the group launches
+    # into A or C, the step shows A (-> 1-1-0-2), so its goal and plan are 1-1-0-1, which adds in A
+    view = cluster({B: 1, D: 2})
+    step = next_step(view, group(view, (A, B, C, D)), surge_from=None)
+    assert step == RebalanceStep(
+        StepKind.LAUNCH,
+        "0-1-0-2 -> 1-1-0-2 toward 1-1-0-1 (tolerates 0)",
+        az=f"{A} or {C}",
+        target=3,
+        goal={A: 1, B: 1, C: 0, D: 1},
+        plan=("add us-east-1a -> 1-1-0-2 (tolerates 0)", "remove us-east-1d -> 1-1-0-1 (tolerates 1)"),
     )
 
 

@@ -14,7 +14,9 @@ transition planner's safe plan (domain/transition.py): adds before removes. An a
 manager group's desired capacity goes up by one, and Auto Scaling launches into its least-populated AZ —
 so the reconciler adds only when that AZ is the one the plan wants. A remove retires one manager of an
 over-full AZ through the group (its protection lifted, TerminateInstanceInAutoScalingGroup with the
-desired capacity decremented) so that the terminate hook performs the graceful removal.
+desired capacity decremented) so that the terminate hook performs the graceful removal; never the leader
+while another removal will do. Among equally good layouts the step is shown toward one it moves closer to
+(the AZ it retires from or launches into), so its reason, goal and plan agree with what it does.
 """
 
 from __future__ import annotations
@@ -312,6 +314,32 @@ def next_step(
             StepKind.NONE, f"at the best layout {_shape(current)}", target=target, goal=current
         )
     count = sum(current.values())
+    # the planner's floor: every nearest goal is as tolerant as the first
+    floor = min(zone_failures_tolerated(current), zone_failures_tolerated(goal))
+
+    def safe(after: dict[str, int]) -> bool:
+        return sum(after.values()) >= 1 and zone_failures_tolerated(after) >= floor
+
+    # The step is chosen before the plan: its goal is the first nearest goal it moves toward, so that the
+    # reason, goal and plan an operator reads agree with the instance retired or the AZ launched into.
+    picks = group.next_launch_zones()
+    retire: tuple[str, Node] | None = None
+    if count > target and surge_from is not None:
+        # a removal from an AZ over a nearest goal: never the leader while another removal will do (each
+        # one is a move toward an equally good layout), then the most over-full AZ first, then by name
+        victims = {z: v for z in zones if (v := _victim(view, group, z)) is not None}
+        options = sorted(
+            (v.leader, -(current[z] - g[z]), z, k)
+            for k, g in enumerate(goals)
+            for z, v in victims.items()
+            if current[z] > g[z] and safe({**current, z: current[z] - 1})
+        )
+        if options:
+            *_, az, k = options[0]
+            goal = goals[k]
+            retire = (az, victims[az])
+    elif count == target:
+        goal = next((g for g in goals if g[picks[0]] > current[picks[0]]), goal)
     try:
         plan = plan_transition(current, goal)
     except PlacementError as exc:
@@ -320,10 +348,6 @@ def next_step(
         f"{s.action} {s.az} -> {_shape(s.layout_after)} (tolerates {s.tolerance.tolerates_zone_failures})"
         for s in plan.steps
     )
-    floor = min(plan.start.tolerates_zone_failures, plan.target.tolerates_zone_failures)
-
-    def safe(after: dict[str, int]) -> bool:
-        return sum(after.values()) >= 1 and zone_failures_tolerated(after) >= floor
 
     if count > target and surge_from is None:
         return RebalanceStep(
@@ -335,18 +359,8 @@ def next_step(
             plan=lines,
         )
     if count > target:  # our surge is in place: the next step is a removal from an over-full AZ
-        options = sorted(
-            (
-                (-(current[z] - g.get(z, 0)), z)
-                for g in goals
-                for z in zones
-                if current[z] > g.get(z, 0) and safe({**current, z: current[z] - 1})
-            ),
-        )
-        for _, az in options:
-            victim = _victim(view, group, az)
-            if victim is None:
-                continue
+        if retire is not None:
+            az, victim = retire
             after = {**current, az: current[az] - 1}
             return RebalanceStep(
                 StepKind.RETIRE,
@@ -375,7 +389,6 @@ def next_step(
         )
     # count == target: add first. The group launches into one of its least-populated AZs: every one of
     # them must be an AZ some nearest best layout adds to, and safe to add to.
-    picks = group.next_launch_zones()
     fits = [
         p
         for p in picks
