@@ -1,0 +1,371 @@
+"""LaunchService: whole decisions on the paths the full mutation sweep of services/launch.py found
+unasserted (issue 15) — the join order's count of the managers, the nodes a retry or a lying node may
+take, the pending launches a reconciler's pass may start."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+from tests.unit.services.launch_world import ZONES, World, make_world, members_seen_as
+
+from autojoin.domain.model import LifecycleResult, Role
+from autojoin.errors import AlreadyInSwarm
+from autojoin.ports import CompletionOutcome, Member
+from autojoin.services.launch import LaunchDecision, Outcome
+
+A, B, C = ZONES
+
+
+@pytest.fixture
+def world() -> World:
+    return make_world()
+
+
+def _managers(world: World, *zones: str) -> list[str]:
+    ids = []
+    for az in zones:
+        action = world.launch(Role.MANAGER, az)
+        assert world.service.handle(action).result is LifecycleResult.CONTINUE
+        ids.append(action.instance_id)
+    return ids
+
+
+def _waits(world: World, iid: str, az: str, first: str, how: str, first_az: str) -> LaunchDecision:
+    return LaunchDecision(
+        Outcome.PENDING,
+        f"a manager in {az} now would leave the managers surviving fewer AZ losses; {first} {how} in "
+        f"{first_az} goes first: waiting (hook kept alive)",
+        iid,
+        Role.MANAGER,
+        az,
+        error="JoinOrder",
+    )
+
+
+def _joined(world: World, iid: str, role: Role, az: str, how: str | None = None) -> LaunchDecision:
+    return LaunchDecision(
+        Outcome.JOINED,
+        how or f"joined as {role.value}",
+        iid,
+        role,
+        az,
+        LifecycleResult.CONTINUE,
+        CompletionOutcome.COMPLETED,
+        world.swarm.node_id_of(iid),
+    )
+
+
+# --- the reconciler's pass: no join without a whole budget -------------------------------------------------
+
+
+def test_the_reconcilers_pass_starts_a_pending_join_only_with_a_whole_budget_left(world: World) -> None:
+    _managers(world, A)
+    worker = world.launch(Role.WORKER, B)
+    world.state.add_pending("demo", worker, Role.WORKER)  # a launch a lost event left behind
+    budget = world.service.config.join_budget
+    assert world.service.finish_pending(time_left=lambda: budget - 0.5) == (
+        LaunchDecision(Outcome.PENDING, "not enough time left in this invocation", worker.instance_id),
+    )
+    assert [a.instance_id for a, _r in world.state.pending("demo")] == [worker.instance_id]
+    assert worker.instance_id not in {iid for iid, _r in world.handoff.offered}
+    (done,) = world.service.finish_pending(time_left=lambda: budget)  # exactly a budget: enough
+    assert done == _joined(world, worker.instance_id, Role.WORKER, B)
+    assert world.state.pending("demo") == []
+
+
+# --- a retry that meets "already part of a swarm" ---------------------------------------------------------
+
+
+def test_a_node_id_the_daemon_names_that_no_member_has_is_not_taken(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _managers(world, A)
+    action = world.launch(Role.WORKER, C)
+    monkeypatch.setattr(world.swarm, "join", lambda *_a: (_ for _ in ()).throw(AlreadyInSwarm("x")))
+    monkeypatch.setattr(world.swarm, "joined_node", lambda _iid: "node-of-another-swarm")
+    d = world.service.handle(action)
+    assert d == LaunchDecision(
+        Outcome.ABANDONED,
+        "join failed: AlreadyInSwarm",
+        action.instance_id,
+        Role.WORKER,
+        C,
+        LifecycleResult.ABANDON,
+        CompletionOutcome.COMPLETED,
+        error="AlreadyInSwarm",
+    )
+
+
+def test_a_node_known_only_by_its_instance_label_is_not_taken_for_another_instance(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The orchestrator may report no instance id of its own (only the label says whose node it is): a
+    retry whose daemon names a node labelled for another instance still does not take it."""
+    _managers(world, A)
+    other = world.launch(Role.WORKER, B)
+    assert world.service.handle(other).outcome is Outcome.JOINED
+    other_node = world.swarm.node_id_of(other.instance_id)
+    real = world.swarm.members
+    monkeypatch.setattr(
+        world.swarm, "members", members_seen_as(real, lambda: _all_of(real), instance_id=None)
+    )
+    action = world.launch(Role.WORKER, C)
+    monkeypatch.setattr(world.swarm, "join", lambda *_a: (_ for _ in ()).throw(AlreadyInSwarm("x")))
+    monkeypatch.setattr(world.swarm, "joined_node", lambda _iid: other_node)
+    d = world.service.handle(action)
+    assert (d.outcome, d.error, d.reason) == (
+        Outcome.ABANDONED,
+        "AlreadyInSwarm",
+        "join failed: AlreadyInSwarm",
+    )
+    labels = next(m.labels for m in real() if m.node_id == other_node)
+    assert labels["instance-id"] == other.instance_id and labels["az"] == B
+
+
+# --- the node id a joining node reports -------------------------------------------------------------------
+
+
+def _lie_with_a_node_that_joined_meanwhile(
+    world: World, monkeypatch: pytest.MonkeyPatch, **seen: object
+) -> tuple[str, str]:
+    """A worker joins; its node then reports the id of another worker's node that joined while this join
+    ran (so it was not among the members read before the join). Returns (that worker, its node id)."""
+    _managers(world, A)
+    other = world.launch(Role.WORKER, B)
+    assert world.service.handle(other).outcome is Outcome.JOINED
+    other_node = world.swarm.node_id_of(other.instance_id)
+    assert other_node is not None
+    real_members, real_join = world.swarm.members, world.swarm.join
+    joined = {"done": False}
+
+    def members() -> Sequence[Member]:
+        shown = members_seen_as(real_members, lambda: _all_of(real_members), **seen)()
+        return shown if joined["done"] else [m for m in shown if m.node_id != other_node]
+
+    def join(instance_id: str, role: Role) -> str:
+        real_join(instance_id, role)
+        joined["done"] = True
+        return other_node
+
+    monkeypatch.setattr(world.swarm, "members", members)
+    monkeypatch.setattr(world.swarm, "join", join)
+    return other.instance_id, other_node
+
+
+def _all_of(members: Callable[[], Sequence[Member]]) -> set[str]:
+    return {m.node_id for m in members()}
+
+
+@pytest.mark.parametrize("seen", [{}, {"instance_id": None}], ids=["instance-id", "label-only"])
+def test_a_node_id_of_a_node_labelled_for_another_instance_is_never_labelled_again(
+    world: World, monkeypatch: pytest.MonkeyPatch, seen: dict[str, object]
+) -> None:
+    other, other_node = _lie_with_a_node_that_joined_meanwhile(world, monkeypatch, **seen)
+    action = world.launch(Role.WORKER, C)
+    d = world.service.handle(action)
+    assert d == LaunchDecision(
+        Outcome.ABANDONED,
+        "join failed: _ForeignNode",
+        action.instance_id,
+        Role.WORKER,
+        C,
+        LifecycleResult.ABANDON,
+        CompletionOutcome.COMPLETED,
+        error="_ForeignNode",
+    )
+    labels = next(m.labels for m in world.swarm.members() if m.node_id == other_node)
+    assert (labels["instance-id"], labels["az"]) == (other, B)
+
+
+# --- the join order: which managers count, which changes a join waits for ------------------------------
+
+
+@pytest.fixture
+def five(world: World) -> World:
+    """Five managers standing 2-2-1 (they survive one AZ loss; a third in us-east-1a would leave none)."""
+    _managers(world, A, B, C, A, B)
+    return world
+
+
+def test_workers_are_never_ordered_even_behind_another_workers_launch(five: World) -> None:
+    world = five
+    worker_a = world.launch(Role.WORKER, A)
+    world.launch(Role.WORKER, C)  # launching where a manager would be needed: not a reason for a worker
+    assert world.service.handle(worker_a) == _joined(world, worker_a.instance_id, Role.WORKER, A)
+
+
+def test_workers_do_not_count_in_the_managers_layout(five: World) -> None:
+    world = five
+    for _ in range(2):
+        worker = world.launch(Role.WORKER, C)
+        assert world.service.handle(worker).outcome is Outcome.JOINED  # 2-2-1 managers, 2 workers in c
+    third_a = world.launch(Role.MANAGER, A)
+    second_c = world.launch(Role.MANAGER, C)
+    assert world.service.handle(third_a) == _waits(
+        world, third_a.instance_id, A, second_c.instance_id, "launching", C
+    )
+
+
+def test_a_manager_whose_demotion_is_reported_but_still_votes_counts(
+    five: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = five
+    in_b = world.swarm.node_id_of(f"i-{2:017x}")
+    monkeypatch.setattr(
+        world.swarm,
+        "members",
+        members_seen_as(world.swarm.members, lambda: {in_b}, role=Role.WORKER, in_raft=True),  # type: ignore[arg-type]
+    )
+    third_a = world.launch(Role.MANAGER, A)
+    second_c = world.launch(Role.MANAGER, C)
+    assert world.service.handle(third_a) == _waits(
+        world, third_a.instance_id, A, second_c.instance_id, "launching", C
+    )
+
+
+def test_a_manager_in_an_az_the_group_does_not_list_joins(five: World) -> None:
+    world = five
+    d = world.launch(Role.MANAGER, "us-east-1d")  # the group's AZs changed since it was launched
+    world.launch(Role.MANAGER, C)
+    assert world.service.handle(d) == _joined(
+        world, d.instance_id, Role.MANAGER, "us-east-1d", "joined as manager"
+    )
+
+
+def test_a_launch_whose_instance_is_gone_is_not_waited_for(five: World) -> None:
+    world = five
+    third_a = world.launch(Role.MANAGER, A)
+    second_c = world.launch(Role.MANAGER, C)
+    world.gone(second_c.instance_id)  # terminated while its launch hook waited
+    assert world.service.handle(third_a) == _joined(world, third_a.instance_id, Role.MANAGER, A)
+
+
+def test_an_in_service_instance_the_swarm_lost_is_not_a_launch_to_wait_for(five: World) -> None:
+    world = five
+    third_a = world.launch(Role.MANAGER, A)
+    lost = world.launch(Role.MANAGER, C)
+    world.fleet.by_id[lost.instance_id] = world.fleet.by_id[lost.instance_id].model_copy(
+        update={"lifecycle_state": "InService"}
+    )
+    assert world.service.handle(third_a) == _joined(world, third_a.instance_id, Role.MANAGER, A)
+
+
+def test_a_leaving_manager_whose_removal_would_not_help_is_passed_over_for_a_launch_that_does(
+    five: World,
+) -> None:
+    world = five
+    old_b = f"i-{2:017x}"
+    world.fleet.terminate(old_b, decrement=False)  # 2-1-1 without it: a third in a still lowers it
+    third_a = world.launch(Role.MANAGER, A)
+    second_c = world.launch(Role.MANAGER, C)
+    assert world.service.handle(third_a) == _waits(
+        world, third_a.instance_id, A, second_c.instance_id, "launching", C
+    )
+
+
+def test_an_already_demoted_manager_leaving_is_not_a_change_to_wait_for(five: World) -> None:
+    world = five
+    extra = _managers(world, A)[0]  # 3-2-1
+    world.swarm.demote(world.swarm.node_id_of(extra) or "")  # the guard demoted it: 2-2-1 managers again
+    world.fleet.terminate(extra, decrement=False)
+    third_a = world.launch(Role.MANAGER, A)
+    second_c = world.launch(Role.MANAGER, C)
+    assert world.service.handle(third_a) == _waits(
+        world, third_a.instance_id, A, second_c.instance_id, "launching", C
+    )
+
+
+def test_a_replacement_waits_for_a_manager_whose_demotion_is_reported_but_still_votes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _managers(world, A, B, C, A, B, C, A)  # 3-2-2
+    old = f"i-{1:017x}"
+    node = world.swarm.node_id_of(old)
+    monkeypatch.setattr(
+        world.swarm,
+        "members",
+        members_seen_as(world.swarm.members, lambda: {node}, role=Role.WORKER, in_raft=True),  # type: ignore[arg-type]
+    )
+    world.fleet.terminate(old, decrement=False)
+    replacement = world.launch(Role.MANAGER, A)
+    assert world.service.handle(replacement) == _waits(world, replacement.instance_id, A, old, "leaving", A)
+
+
+@pytest.mark.parametrize("seen", [{}, {"instance_id": None}], ids=["instance-id", "label-only"])
+def test_a_replacement_waits_for_the_manager_it_replaces_however_the_orchestrator_names_it(
+    world: World, monkeypatch: pytest.MonkeyPatch, seen: dict[str, object]
+) -> None:
+    _managers(world, A, B, C, A, B, C, A)  # 3-2-2
+    real = world.swarm.members
+    monkeypatch.setattr(world.swarm, "members", members_seen_as(real, lambda: _all_of(real), **seen))
+    old = f"i-{1:017x}"
+    world.fleet.terminate(old, decrement=False)
+    replacement = world.launch(Role.MANAGER, A)
+    assert world.service.handle(replacement) == _waits(world, replacement.instance_id, A, old, "leaving", A)
+
+
+@pytest.fixture
+def one_two_two(world: World) -> tuple[World, list[str]]:
+    """Five managers standing 1-2-2 (one AZ loss survived; a third in us-east-1b would leave none)."""
+    return world, _managers(world, A, B, C, B, C)
+
+
+def test_a_replacement_waits_for_the_manager_it_replaces_in_its_own_az(
+    one_two_two: tuple[World, list[str]],
+) -> None:
+    world, ids = one_two_two
+    old_b = ids[1]
+    world.fleet.terminate(old_b, decrement=False)  # 1-1-2 after it: the best four managers can do
+    replacement = world.launch(Role.MANAGER, B)
+    assert world.service.handle(replacement) == _waits(world, replacement.instance_id, B, old_b, "leaving", B)
+
+
+def test_a_replacement_does_not_wait_for_a_removal_in_another_az_that_leaves_it_lowering(
+    one_two_two: tuple[World, list[str]],
+) -> None:
+    world, ids = one_two_two
+    old_c = ids[2]
+    world.fleet.terminate(old_c, decrement=False)  # 1-3-1 with the replacement: no AZ loss survived
+    replacement = world.launch(Role.MANAGER, B)
+    assert world.service.handle(replacement) == _joined(world, replacement.instance_id, Role.MANAGER, B)
+
+
+def test_a_leaving_manager_is_counted_out_of_the_az_its_label_names(world: World) -> None:
+    """The managers are counted by their az label; the one leaving is taken out of the same AZ, even if
+    EC2 now describes its instance in another."""
+    _managers(world, A, B, C, A, B, C, A)  # 3-2-2
+    old = f"i-{1:017x}"
+    world.fleet.by_id[old] = world.fleet.by_id[old].model_copy(update={"az": C})
+    world.fleet.terminate(old, decrement=False)
+    replacement = world.launch(Role.MANAGER, A)
+    assert world.service.handle(replacement) == _waits(world, replacement.instance_id, A, old, "leaving", C)
+
+
+def test_a_leaving_manager_without_an_az_label_is_counted_out_of_its_instances_az(
+    five: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = five
+    unlabelled = _managers(world, A)[0]  # its az label is missing: the layout counts 2-2-1
+    node = world.swarm.node_id_of(unlabelled)
+    monkeypatch.setattr(
+        world.swarm,
+        "members",
+        members_seen_as(
+            world.swarm.members,
+            lambda: {node},  # type: ignore[arg-type]
+            labels={"instance-id": unlabelled, "asg": "mgr"},
+        ),
+    )
+    world.fleet.terminate(unlabelled, decrement=False)
+    replacement = world.launch(Role.MANAGER, A)
+    d = world.service.handle(replacement)
+    assert d == _waits(world, replacement.instance_id, A, unlabelled, "leaving", A)
+
+
+def test_a_leaving_manager_labelled_in_an_az_the_group_does_not_list_is_not_waited_for(five: World) -> None:
+    world = five
+    (in_d,) = _managers(world, "us-east-1d")  # not counted: the group's AZs are a, b, c
+    world.fleet.terminate(in_d, decrement=False)
+    third_a = world.launch(Role.MANAGER, A)
+    assert world.service.handle(third_a) == _joined(world, third_a.instance_id, Role.MANAGER, A)
