@@ -10,9 +10,9 @@ import pytest
 from tests.unit.services.launch_world import ZONES, World, make_world, members_seen_as
 
 from autojoin.domain.model import LifecycleResult, Role
-from autojoin.errors import AlreadyInSwarm
-from autojoin.ports import CompletionOutcome, Member
-from autojoin.services.launch import LaunchDecision, Outcome
+from autojoin.errors import AlreadyInSwarm, NodeNotReady, Unreachable
+from autojoin.ports import CompletionOutcome, JoinTicket, Member
+from autojoin.services.launch import PENDING_WAIT, LaunchDecision, Outcome
 
 A, B, C = ZONES
 
@@ -369,3 +369,160 @@ def test_a_leaving_manager_labelled_in_an_az_the_group_does_not_list_is_not_wait
     world.fleet.terminate(in_d, decrement=False)
     third_a = world.launch(Role.MANAGER, A)
     assert world.service.handle(third_a) == _joined(world, third_a.instance_id, Role.MANAGER, A)
+
+
+# --- the ticket a joining node is offered ---------------------------------------------------------------
+
+
+def test_the_ticket_names_the_cluster_and_only_reachable_managers_and_lives_for_the_handoff_ttl(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _managers(world, A, B, C)
+    worker = world.launch(Role.WORKER, A)
+    assert world.service.handle(worker).outcome is Outcome.JOINED  # a worker node has an address too
+    world.swarm.crash(ids[2])  # an unreachable manager is no address to join through
+    world.clock.advance(60)
+    offered: list[tuple[str, JoinTicket, int]] = []
+    real_offer = world.handoff.offer
+
+    def offer(instance_id: str, ticket: JoinTicket, ttl_seconds: int) -> None:
+        offered.append((instance_id, ticket, ttl_seconds))
+        real_offer(instance_id, ticket, ttl_seconds)
+
+    monkeypatch.setattr(world.handoff, "offer", offer)
+    action = world.launch(Role.WORKER, B)
+    assert world.service.handle(action).outcome is Outcome.JOINED
+    ((iid, ticket, ttl),) = offered
+    ip = {i: world.fleet.by_id[i].private_ip for i in ids}
+    assert (iid, ticket.role, ticket.cluster, ticket.manager_addresses, ttl) == (
+        action.instance_id,
+        Role.WORKER,
+        "demo",
+        (f"{ip[ids[0]]}:2377", f"{ip[ids[1]]}:2377"),
+        world.service.config.handoff_ttl,
+    )
+    assert ticket.token.get_secret_value() == world.vault.current[Role.WORKER]
+
+
+# --- what each decision says ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [("InService", "InService"), (None, "in no lifecycle state")],
+    ids=["in-service", "none"],
+)
+def test_an_instance_not_launching_and_no_member_is_offered_nothing_and_told_why(
+    world: World, state: str | None, said: str
+) -> None:
+    _managers(world, A)
+    action = world.launch(Role.WORKER, B)
+    iid = action.instance_id
+    world.fleet.by_id[iid] = world.fleet.by_id[iid].model_copy(update={"lifecycle_state": state})
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.IGNORED,
+        f"instance {iid} is {said}, not Pending:Wait, and no member: nothing is offered",
+        iid,
+        Role.WORKER,
+        B,
+        error="NotLaunchingInGroup",
+    )
+    assert iid not in {i for i, _r in world.handoff.offered}
+
+
+def test_a_duplicate_event_finds_a_member_known_only_by_its_instance_label(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _managers(world, A)
+    action = world.launch(Role.WORKER, B)
+    first = world.service.handle(action)
+    assert first.outcome is Outcome.JOINED
+    real = world.swarm.members
+    monkeypatch.setattr(
+        world.swarm, "members", members_seen_as(real, lambda: _all_of(real), instance_id=None)
+    )
+    iid = action.instance_id
+    world.fleet.by_id[iid] = world.fleet.by_id[iid].model_copy(update={"lifecycle_state": PENDING_WAIT})
+    world.fleet.open_actions.add(iid)  # the completion has not been seen yet
+    again = world.service.handle(action)
+    assert again == LaunchDecision(
+        Outcome.ALREADY_MEMBER,
+        "already a member with the right role",
+        iid,
+        Role.WORKER,
+        B,
+        LifecycleResult.CONTINUE,
+        CompletionOutcome.COMPLETED,
+        first.node_id,
+    )
+    assert [i for i, _r in world.handoff.offered].count(iid) == 1
+
+
+def test_a_retry_that_takes_the_unlabelled_node_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _managers(world, A)
+    action = world.launch(Role.WORKER, B)
+    real_label = world.swarm.label
+
+    class Died(BaseException):
+        pass
+
+    def die(node_id: str, labels: dict[str, str]) -> None:
+        raise Died
+
+    monkeypatch.setattr(world.swarm, "label", die)
+    with pytest.raises(Died):
+        world.service.handle(action)
+    monkeypatch.setattr(world.swarm, "label", real_label)
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.ALREADY_MEMBER,
+        "an earlier try joined it (unlabelled): labelled",
+        action.instance_id,
+        Role.WORKER,
+        B,
+        LifecycleResult.CONTINUE,
+        CompletionOutcome.COMPLETED,
+        world.swarm.node_id_of(action.instance_id),
+    )
+
+
+def test_the_cluster_going_quiet_after_the_join_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _managers(world, A)
+    real = world.swarm.members
+    calls = {"n": 0}
+
+    def unreachable_after_the_join() -> Sequence[Member]:
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise Unreachable("no manager answers")
+        return real()
+
+    monkeypatch.setattr(world.swarm, "members", unreachable_after_the_join)
+    action = world.launch(Role.WORKER, B)
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.PENDING,
+        "no manager of the cluster answers: waiting (hook kept alive)",
+        action.instance_id,
+        Role.WORKER,
+        B,
+        error="Unreachable",
+    )
+
+
+def test_a_booting_node_whose_hook_already_ended_is_gone_with_its_role(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _managers(world, A)
+
+    def booting(instance_id: str, role: Role) -> str:
+        raise NodeNotReady("SSM does not know the instance yet")
+
+    monkeypatch.setattr(world.swarm, "join", booting)
+    action = world.launch(Role.WORKER, B)
+    world.fleet.open_actions.discard(action.instance_id)
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.GONE, "lifecycle action already finished", action.instance_id, Role.WORKER
+    )
