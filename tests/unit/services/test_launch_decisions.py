@@ -10,7 +10,7 @@ import pytest
 from tests.unit.services.launch_world import ZONES, World, make_world, members_seen_as
 
 from autojoin.domain.model import LifecycleResult, Role
-from autojoin.errors import AlreadyInSwarm, NodeNotReady, Unreachable
+from autojoin.errors import AlreadyInSwarm, JoinDeferred, NodeNotReady, NoLeader, Unreachable
 from autojoin.ports import CompletionOutcome, JoinTicket, Member
 from autojoin.services.launch import PENDING_WAIT, LaunchDecision, Outcome
 
@@ -526,3 +526,75 @@ def test_a_booting_node_whose_hook_already_ended_is_gone_with_its_role(
     assert world.service.handle(action) == LaunchDecision(
         Outcome.GONE, "lifecycle action already finished", action.instance_id, Role.WORKER
     )
+
+
+def test_the_cluster_losing_its_leader_after_the_join_keeps_the_launch_pending(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node joined; then the cluster lost quorum before it showed Ready: not the instance's fault.
+    Pending with a heartbeat, never ABANDON; the record stays for the next try."""
+    _managers(world, A)
+    real = world.swarm.members
+    calls = {"n": 0}
+
+    def no_leader_after_the_join() -> Sequence[Member]:
+        calls["n"] += 1
+        if calls["n"] >= 2:  # the members read before the join answers; the Ready wait's does not
+            raise NoLeader("the swarm does not have a leader")
+        return real()
+
+    monkeypatch.setattr(world.swarm, "members", no_leader_after_the_join)
+    action = world.launch(Role.WORKER, B)
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.PENDING,
+        "the cluster has no leader (quorum lost): waiting (hook kept alive)",
+        action.instance_id,
+        Role.WORKER,
+        B,
+        error="NoLeader",
+    )
+    assert [(a.instance_id, r) for a, r in world.state.pending("demo")] == [(action.instance_id, Role.WORKER)]
+    assert action.instance_id in world.fleet.heartbeats
+    assert action.instance_id not in {iid for iid, *_ in world.fleet.completions}
+
+
+def test_a_missing_token_abandons_with_the_whole_decision(world: World) -> None:
+    _managers(world, A)
+    del world.vault.current[Role.WORKER]
+    action = world.launch(Role.WORKER, B)
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.ABANDONED,
+        "no worker token in the vault",
+        action.instance_id,
+        Role.WORKER,
+        B,
+        LifecycleResult.ABANDON,
+        CompletionOutcome.COMPLETED,
+        error="SecretMissing",
+    )
+
+
+def _half_rotated(world: World) -> None:
+    _managers(world, A)
+    world.vault.current[Role.WORKER] = "SWMTKN-1-" + "0" * 50 + "-" + "9" * 25  # the swarm holds another
+
+
+def test_a_token_refused_twice_defers_and_says_why(world: World) -> None:
+    _half_rotated(world)
+    action = world.launch(Role.WORKER, B)
+    with pytest.raises(JoinDeferred) as caught:
+        world.service.handle(action)
+    assert str(caught.value) == (
+        f"{action.instance_id}: the join token was refused twice (a rotation is under way); "
+        "its launch stays pending"
+    )
+
+
+def test_a_token_refused_twice_for_a_launch_whose_hook_ended_is_gone(world: World) -> None:
+    _half_rotated(world)
+    action = world.launch(Role.WORKER, B)
+    world.fleet.open_actions.discard(action.instance_id)
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.GONE, "lifecycle action already finished", action.instance_id, Role.WORKER
+    )
+    assert world.state.pending("demo") == []
