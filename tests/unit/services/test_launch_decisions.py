@@ -598,3 +598,87 @@ def test_a_token_refused_twice_for_a_launch_whose_hook_ended_is_gone(world: Worl
         Outcome.GONE, "lifecycle action already finished", action.instance_id, Role.WORKER
     )
     assert world.state.pending("demo") == []
+
+
+# --- the pending list: which records are worked, dropped or kept ----------------------------------------
+
+
+def test_a_bootstrap_claim_taken_over_is_held_by_the_new_manager_while_it_boots(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = world.launch(Role.MANAGER, A)
+    assert world.state.claim_bootstrap("demo", gone.instance_id)
+    world.gone(gone.instance_id)  # claimed, then the instance died
+    monkeypatch.setattr(world.swarm, "init", lambda *_a: (_ for _ in ()).throw(NodeNotReady("booting")))
+    nxt = world.launch(Role.MANAGER, B)
+    with pytest.raises(JoinDeferred):
+        world.service.handle(nxt)
+    assert world.state.bootstrap_owner("demo") == nxt.instance_id  # the claim is its own now
+    assert (
+        world.service.handle(world.launch(Role.MANAGER, C)).outcome is Outcome.PENDING
+    )  # held: no other init
+
+
+def test_every_pending_launch_is_told_when_no_whole_budget_is_left(world: World) -> None:
+    _managers(world, A)
+    waiting = [world.launch(Role.WORKER, az) for az in (B, C)]
+    for action in waiting:
+        world.state.add_pending("demo", action, Role.WORKER)
+    budget = world.service.config.join_budget
+    assert world.service.finish_pending(time_left=lambda: budget - 1) == tuple(
+        LaunchDecision(Outcome.PENDING, "not enough time left in this invocation", a.instance_id)
+        for a in waiting
+    )
+    assert [a.instance_id for a, _r in world.state.pending("demo")] == [a.instance_id for a in waiting]
+
+
+def test_a_deferred_pending_launch_does_not_stop_the_next_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _managers(world, A)
+    booting, ready = world.launch(Role.WORKER, B), world.launch(Role.WORKER, C)
+    for action in (booting, ready):
+        world.state.add_pending("demo", action, Role.WORKER)
+    real_join = world.swarm.join
+
+    def join(instance_id: str, role: Role) -> str:
+        if instance_id == booting.instance_id:
+            raise NodeNotReady("booting")
+        return real_join(instance_id, role)
+
+    monkeypatch.setattr(world.swarm, "join", join)
+    assert world.service.finish_pending() == (
+        LaunchDecision(
+            Outcome.PENDING,
+            f"{booting.instance_id} cannot run commands yet; its launch stays pending",
+            booting.instance_id,
+            Role.WORKER,
+            B,
+        ),
+        _joined(world, ready.instance_id, Role.WORKER, C),
+    )
+    assert [a.instance_id for a, _r in world.state.pending("demo")] == [booting.instance_id]
+
+
+@pytest.mark.parametrize("state", ["Terminating:Wait", "Standby", "Detaching"])
+def test_a_pending_launch_whose_instance_is_no_longer_launching_or_in_service_is_dropped(
+    world: World, state: str
+) -> None:
+    _managers(world, A)
+    action = world.launch(Role.WORKER, B)
+    world.state.add_pending("demo", action, Role.WORKER)
+    iid = action.instance_id
+    world.fleet.by_id[iid] = world.fleet.by_id[iid].model_copy(update={"lifecycle_state": state})
+    assert world.service.finish_pending() == ()
+    assert world.state.pending("demo") == []
+    assert iid not in {i for i, _r in world.handoff.offered}
+
+
+def test_a_pending_launch_whose_group_lost_its_role_tag_is_dropped(world: World) -> None:
+    _managers(world, A)
+    action = world.launch(Role.WORKER, B)
+    world.state.add_pending("demo", action, Role.WORKER)
+    world.fleet.add_group("wrk", "demo", None, ZONES)  # autojoin:role removed from the group
+    assert world.service.finish_pending() == ()
+    assert world.state.pending("demo") == []
+    assert action.instance_id not in {i for i, _r in world.handoff.offered}
