@@ -682,3 +682,97 @@ def test_a_pending_launch_whose_group_lost_its_role_tag_is_dropped(world: World)
     assert world.service.finish_pending() == ()
     assert world.state.pending("demo") == []
     assert action.instance_id not in {i for i, _r in world.handoff.offered}
+
+
+# --- the early answers of handle and the bootstrap's -------------------------------------------------------
+
+
+def test_a_group_of_another_cluster_is_ignored_with_the_whole_decision(world: World) -> None:
+    world.fleet.add_group("theirs", "other-cluster", Role.WORKER, ZONES)
+    action = world.launch(Role.WORKER, A, group="theirs")
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.IGNORED, "group theirs is not a group of cluster demo", action.instance_id
+    )
+    assert world.fleet.completions == []
+
+
+def test_a_warm_pool_launch_is_completed_and_says_so(world: World) -> None:
+    action = world.launch(Role.WORKER, B).model_copy(update={"destination": "WarmPool"})
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.WARM_POOL,
+        "launch into the warm pool is not a join",
+        action.instance_id,
+        Role.WORKER,
+        result=LifecycleResult.CONTINUE,
+        completion=CompletionOutcome.COMPLETED,
+    )
+    assert world.fleet.completions == [
+        (action.instance_id, LifecycleResult.CONTINUE, CompletionOutcome.COMPLETED)
+    ]
+    assert world.handoff.offered == []
+
+
+def test_a_gone_instance_gets_the_whole_decision(world: World) -> None:
+    action = world.launch(Role.MANAGER, C)
+    world.gone(action.instance_id)
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.GONE, "instance is gone: nothing to do", action.instance_id, Role.MANAGER
+    )
+
+
+def test_an_instance_named_in_another_groups_event_is_ignored_with_the_whole_decision(world: World) -> None:
+    _managers(world, A)
+    worker = world.launch(Role.WORKER, B)
+    forged = worker.model_copy(update={"group": "mgr"})
+    assert world.service.handle(forged) == LaunchDecision(
+        Outcome.IGNORED,
+        f"instance {worker.instance_id} is not a member of group mgr: nothing is offered",
+        worker.instance_id,
+        Role.MANAGER,
+        B,
+        error="NotLaunchingInGroup",
+    )
+
+
+def test_a_first_manager_without_a_private_ip_is_initialised_with_no_advertise_address(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    action = world.launch(Role.MANAGER, A)
+    iid = action.instance_id
+    world.fleet.by_id[iid] = world.fleet.by_id[iid].model_copy(update={"private_ip": None})
+    calls: list[tuple[str, str]] = []
+    real_init = world.swarm.init
+
+    def init(instance_id: str, advertise_address: str) -> str:
+        calls.append((instance_id, advertise_address))
+        return real_init(instance_id, advertise_address)
+
+    monkeypatch.setattr(world.swarm, "init", init)
+    assert world.service.handle(action).outcome is Outcome.BOOTSTRAPPED
+    assert calls == [(iid, "")]  # the node picks its own address, never a made-up one
+
+
+def test_a_booting_first_manager_whose_hook_ended_is_gone_as_a_manager(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(world.swarm, "init", lambda *_a: (_ for _ in ()).throw(NodeNotReady("booting")))
+    first = world.launch(Role.MANAGER, A)
+    world.fleet.open_actions.discard(first.instance_id)
+    assert world.service.handle(first) == LaunchDecision(
+        Outcome.GONE, "lifecycle action already finished", first.instance_id, Role.MANAGER
+    )
+
+
+def test_a_failed_init_abandons_with_the_whole_decision(world: World) -> None:
+    action = world.launch(Role.MANAGER, A)
+    world.swarm.crash(action.instance_id)
+    assert world.service.handle(action) == LaunchDecision(
+        Outcome.ABANDONED,
+        "cluster init failed: Unreachable",
+        action.instance_id,
+        Role.MANAGER,
+        A,
+        LifecycleResult.ABANDON,
+        CompletionOutcome.COMPLETED,
+        error="Unreachable",
+    )
