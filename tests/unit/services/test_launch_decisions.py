@@ -776,3 +776,48 @@ def test_a_failed_init_abandons_with_the_whole_decision(world: World) -> None:
         CompletionOutcome.COMPLETED,
         error="Unreachable",
     )
+
+
+# --- what a finished join does with the pending list --------------------------------------------------------
+
+
+def test_a_retried_event_that_joins_clears_its_own_pending_record_and_finishes_no_duplicate(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _managers(world, A)
+    action = world.launch(Role.WORKER, B)
+    monkeypatch.setattr(world.swarm, "join", lambda *_a: (_ for _ in ()).throw(NodeNotReady("booting")))
+    with pytest.raises(JoinDeferred):
+        world.service.handle(action)  # recorded as pending, hook kept alive
+    monkeypatch.undo()
+    assert world.service.handle(action) == _joined(
+        world, action.instance_id, Role.WORKER, B
+    )  # no also_joined
+    assert world.state.pending("demo") == []
+
+
+def test_only_a_new_join_finishes_the_pending_launches(world: World) -> None:
+    _managers(world, A)
+    member = world.launch(Role.WORKER, B)
+    assert world.service.handle(member).outcome is Outcome.JOINED
+    left_behind = world.launch(Role.WORKER, C)
+    world.state.add_pending("demo", left_behind, Role.WORKER)  # a launch whose event was lost
+    iid = member.instance_id
+    world.fleet.by_id[iid] = world.fleet.by_id[iid].model_copy(update={"lifecycle_state": PENDING_WAIT})
+    again = world.service.handle(member)  # a late duplicate: already a member, no new join
+    assert (again.outcome, again.also_joined) == (Outcome.ALREADY_MEMBER, ())
+    assert [a.instance_id for a, _r in world.state.pending("demo")] == [left_behind.instance_id]
+    assert left_behind.instance_id not in {i for i, _r in world.handoff.offered}
+
+
+def test_a_join_starts_the_pending_launches_only_while_a_whole_budget_is_left(world: World) -> None:
+    _managers(world, A)
+    left_behind = world.launch(Role.WORKER, C)
+    world.state.add_pending("demo", left_behind, Role.WORKER)
+    budget = world.service.config.join_budget
+    action = world.launch(Role.WORKER, B)
+    d = world.service.handle(action, time_left=lambda: budget - 1)
+    assert d.also_joined == (
+        LaunchDecision(Outcome.PENDING, "not enough time left in this invocation", left_behind.instance_id),
+    )
+    assert [a.instance_id for a, _r in world.state.pending("demo")] == [left_behind.instance_id]
