@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from tests.fakes import FakeState
 from tests.unit.services.test_rotation import MGR_ARN, SETTINGS, V2, WRK_ARN, Setup, make
 
+from autojoin.adapters.sim.clock import SimClock
 from autojoin.domain.model import Role
 from autojoin.errors import LeaseHeld, Unreachable
 from autojoin.services.rotation import RotationService
@@ -114,3 +115,15 @@ def test_a_resync_stores_the_swarms_token_as_a_fresh_version_each_time(setup: Se
         assert swarm.valid_token(vault.current[Role.WORKER]) is Role.WORKER
     assert all(str(uuid.UUID(v)) == v for v in synced)  # a fresh uuid: Secrets Manager's version id format
     assert len(set(synced) | {V2}) == 3  # a new version each time, never the step's own
+
+
+def test_a_step_gives_up_once_it_has_waited_its_whole_lease_wait(setup: Setup) -> None:
+    clock = SimClock()
+    service = RotationService(
+        SETTINGS, vault=setup.vault, orchestrator=setup.swarm, state=setup.state, clock=clock, lease_wait=60
+    )
+    start = clock.now()
+    assert setup.state.acquire_lease("demo", "guard:remove-node", 600)
+    with pytest.raises(LeaseHeld, match="guard:remove-node"):
+        service.handle(WRK_ARN, V2, "createSecret")
+    assert (clock.now() - start).total_seconds() == 60  # 12 polls of 5 s: 60 s waited is the whole wait
