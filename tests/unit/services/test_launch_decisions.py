@@ -31,7 +31,7 @@ def _managers(world: World, *zones: str) -> list[str]:
     return ids
 
 
-def _waits(world: World, iid: str, az: str, first: str, how: str, first_az: str) -> LaunchDecision:
+def _waits(iid: str, az: str, first: str, how: str, first_az: str) -> LaunchDecision:
     return LaunchDecision(
         Outcome.PENDING,
         f"a manager in {az} now would leave the managers surviving fewer AZ losses; {first} {how} in "
@@ -203,7 +203,7 @@ def test_workers_do_not_count_in_the_managers_layout(five: World) -> None:
     third_a = world.launch(Role.MANAGER, A)
     second_c = world.launch(Role.MANAGER, C)
     assert world.service.handle(third_a) == _waits(
-        world, third_a.instance_id, A, second_c.instance_id, "launching", C
+        third_a.instance_id, A, second_c.instance_id, "launching", C
     )
 
 
@@ -220,7 +220,7 @@ def test_a_manager_whose_demotion_is_reported_but_still_votes_counts(
     third_a = world.launch(Role.MANAGER, A)
     second_c = world.launch(Role.MANAGER, C)
     assert world.service.handle(third_a) == _waits(
-        world, third_a.instance_id, A, second_c.instance_id, "launching", C
+        third_a.instance_id, A, second_c.instance_id, "launching", C
     )
 
 
@@ -260,7 +260,7 @@ def test_a_leaving_manager_whose_removal_would_not_help_is_passed_over_for_a_lau
     third_a = world.launch(Role.MANAGER, A)
     second_c = world.launch(Role.MANAGER, C)
     assert world.service.handle(third_a) == _waits(
-        world, third_a.instance_id, A, second_c.instance_id, "launching", C
+        third_a.instance_id, A, second_c.instance_id, "launching", C
     )
 
 
@@ -272,7 +272,7 @@ def test_an_already_demoted_manager_leaving_is_not_a_change_to_wait_for(five: Wo
     third_a = world.launch(Role.MANAGER, A)
     second_c = world.launch(Role.MANAGER, C)
     assert world.service.handle(third_a) == _waits(
-        world, third_a.instance_id, A, second_c.instance_id, "launching", C
+        third_a.instance_id, A, second_c.instance_id, "launching", C
     )
 
 
@@ -289,7 +289,7 @@ def test_a_replacement_waits_for_a_manager_whose_demotion_is_reported_but_still_
     )
     world.fleet.terminate(old, decrement=False)
     replacement = world.launch(Role.MANAGER, A)
-    assert world.service.handle(replacement) == _waits(world, replacement.instance_id, A, old, "leaving", A)
+    assert world.service.handle(replacement) == _waits(replacement.instance_id, A, old, "leaving", A)
 
 
 @pytest.mark.parametrize("seen", [{}, {"instance_id": None}], ids=["instance-id", "label-only"])
@@ -302,7 +302,7 @@ def test_a_replacement_waits_for_the_manager_it_replaces_however_the_orchestrato
     old = f"i-{1:017x}"
     world.fleet.terminate(old, decrement=False)
     replacement = world.launch(Role.MANAGER, A)
-    assert world.service.handle(replacement) == _waits(world, replacement.instance_id, A, old, "leaving", A)
+    assert world.service.handle(replacement) == _waits(replacement.instance_id, A, old, "leaving", A)
 
 
 @pytest.fixture
@@ -318,7 +318,7 @@ def test_a_replacement_waits_for_the_manager_it_replaces_in_its_own_az(
     old_b = ids[1]
     world.fleet.terminate(old_b, decrement=False)  # 1-1-2 after it: the best four managers can do
     replacement = world.launch(Role.MANAGER, B)
-    assert world.service.handle(replacement) == _waits(world, replacement.instance_id, B, old_b, "leaving", B)
+    assert world.service.handle(replacement) == _waits(replacement.instance_id, B, old_b, "leaving", B)
 
 
 def test_a_replacement_does_not_wait_for_a_removal_in_another_az_that_leaves_it_lowering(
@@ -339,7 +339,7 @@ def test_a_leaving_manager_is_counted_out_of_the_az_its_label_names(world: World
     world.fleet.by_id[old] = world.fleet.by_id[old].model_copy(update={"az": C})
     world.fleet.terminate(old, decrement=False)
     replacement = world.launch(Role.MANAGER, A)
-    assert world.service.handle(replacement) == _waits(world, replacement.instance_id, A, old, "leaving", C)
+    assert world.service.handle(replacement) == _waits(replacement.instance_id, A, old, "leaving", C)
 
 
 def test_a_leaving_manager_without_an_az_label_is_counted_out_of_its_instances_az(
@@ -360,7 +360,7 @@ def test_a_leaving_manager_without_an_az_label_is_counted_out_of_its_instances_a
     world.fleet.terminate(unlabelled, decrement=False)
     replacement = world.launch(Role.MANAGER, A)
     d = world.service.handle(replacement)
-    assert d == _waits(world, replacement.instance_id, A, unlabelled, "leaving", A)
+    assert d == _waits(replacement.instance_id, A, unlabelled, "leaving", A)
 
 
 def test_a_leaving_manager_labelled_in_an_az_the_group_does_not_list_is_not_waited_for(five: World) -> None:
