@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from pydantic import SecretStr
@@ -28,10 +28,12 @@ class Setup:
     swarm: SimSwarm
     state: FakeState
     fail_stores: int = 0  # the next N pending stores fail after the swarm rotated (a lost put)
+    lost: list[str] = field(default_factory=list)  # the tokens of those lost puts
 
     def store(self, role: Role, token: SecretStr, version_id: str | None) -> None:
         if version_id is not None and self.fail_stores:
             self.fail_stores -= 1
+            self.lost.append(token.get_secret_value())
             raise Unreachable("the runner timed out after delivering the command")
         self.vault.store(role, token, version_id)
 
