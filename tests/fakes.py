@@ -29,6 +29,7 @@ class FakeFleet(Fleet):
     completions: list[tuple[str, LifecycleResult, CompletionOutcome]] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
     protection: dict[str, bool] = field(default_factory=dict)
+    protection_calls: list[tuple[str, tuple[str, ...], bool]] = field(default_factory=list)  # group, ids, on
     desired_calls: list[tuple[str, int]] = field(default_factory=list)
     terminated: list[tuple[str, bool]] = field(default_factory=list)
 
@@ -84,6 +85,7 @@ class FakeFleet(Fleet):
         return action.instance_id in self.open_actions
 
     def set_protection(self, group: str, instance_ids: Sequence[str], protected: bool) -> None:
+        self.protection_calls.append((group, tuple(instance_ids), protected))
         for iid in instance_ids:
             self.protection[iid] = protected
             if iid in self.by_id:
@@ -172,6 +174,9 @@ class FakeState(StateStore):
     views: dict[str, ClusterView] = field(default_factory=dict)
     claims: dict[str, tuple[str, bool]] = field(default_factory=dict)
     leases: dict[str, str] = field(default_factory=dict)
+    lease_asks: list[tuple[str, str, int]] = field(
+        default_factory=list
+    )  # every acquire: cluster, holder, ttl
     waiting: dict[str, dict[str, tuple[LifecycleAction, Role]]] = field(default_factory=dict)
     records: dict[str, ReconcileRecord] = field(default_factory=dict)
     waiting_removals: dict[str, dict[str, tuple[LifecycleAction, datetime]]] = field(default_factory=dict)
@@ -201,6 +206,7 @@ class FakeState(StateStore):
         return self.claims.get(cluster, ("", False))[1]
 
     def acquire_lease(self, cluster: str, holder: str, ttl_seconds: int) -> bool:
+        self.lease_asks.append((cluster, holder, ttl_seconds))
         if self.leases.get(cluster, holder) != holder:
             return False
         self.leases[cluster] = holder
