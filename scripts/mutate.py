@@ -243,6 +243,8 @@ def results(path: str, equivalents: list[tuple[str, str]]) -> FileResult:
             continue
         plain = plain_name(name)
         added = [_norm(ln[1:]) for ln in diff.splitlines() if ln.startswith("+")]
+        if not added:  # a mutant that only deletes (an argument, a line) is named by "- <deleted line>"
+            added = [_norm("- " + ln[1:]) for ln in diff.splitlines() if ln.startswith("-")]
         if any(plain.startswith(key) and mutated in added for key, mutated in equivalents):
             result.equivalent.append(name)
         else:

@@ -106,6 +106,18 @@ def test_the_best_tolerance_is_that_of_the_target_not_of_the_managers_joined_so_
     )
 
 
+def test_the_min_managers_floor_holds_the_target() -> None:
+    """A group asked for fewer managers than MinManagers: the target stays at the floor."""
+    w = make_world((A, B, C), {A: 1, B: 1, C: 1})
+    w.fleet.groups["mgr"] = w.fleet.groups["mgr"].model_copy(update={"desired": 1})
+    report = w.service(min_managers=3).run()
+    assert report.step is not None and report.step.target == 3
+    assert report.to_dict() == whole(
+        report, voters=3, healthy_managers=3, quorum_margin=1, target=3, layout={A: 1, B: 1, C: 1}
+    )
+    assert w.service().run().target == 1, "the default floor is one manager"
+
+
 def test_a_surge_left_behind_by_someone_else_is_forgotten(balanced: World) -> None:
     """surge_from is only ours while the group's desired is one above it."""
     balanced.state.records["demo"] = ReconcileRecord(surge_from=7)
@@ -609,7 +621,8 @@ def test_only_a_down_node_whose_instance_is_gone_everywhere_is_dead() -> None:
     """Down with its instance alive (in its group, or only known to EC2) is not dead; EC2 is asked only
     about the nodes no group lists."""
     w = make_world((A, B, C), {A: 2, B: 2, C: 1}, workers=4)
-    rebooting, moved, terminated, vanished = workers(w)
+    # the view lists nodes by node id: the live ones first, so that the dead ones come after them
+    rebooting, moved, terminated, vanished = sorted(workers(w), key=lambda iid: w.swarm.node_id_of(iid) or "")
     w.swarm.crash(rebooting)  # in its group, still running: a reboot, not a death
     w.swarm.crash(moved)
     w.fleet.by_id[moved] = w.fleet.by_id[moved].model_copy(update={"group": None})  # still running
