@@ -1,0 +1,446 @@
+"""RemovalService's decisions as whole values: every field of the RemovalDecision of each path of a
+terminate action (ignored, warm pool, worker, manager: removed, waiting, retained, gone), and the calls it
+made on the fakes (completions, heartbeats, lease, removal records)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from tests.unit.services.removal_world import World
+
+from autojoin.domain.model import InstanceInfo, LifecycleKind, LifecycleResult, Role
+from autojoin.errors import DemotionWouldLoseQuorum, NoLeader, Unreachable
+from autojoin.ports import CompletionOutcome
+from autojoin.services.removal import DeadNode, Outcome, RemovalDecision, TickReport
+
+CONTINUE, ABANDON = LifecycleResult.CONTINUE, LifecycleResult.ABANDON
+COMPLETED = CompletionOutcome.COMPLETED
+
+
+def todo(iid: str) -> str:
+    return (
+        f"{iid} is retained (lifecycle state Retained) and is still a swarm manager. Restore the cluster "
+        "(raise the manager group's desired capacity, or wait for replacements to join), then remove it: "
+        f"`docker node demote <its node>` on a manager, `docker swarm leave` on {iid}, `docker node rm`, "
+        f"and `aws autoscaling terminate-instance-in-auto-scaling-group --instance-id {iid} "
+        "--no-should-decrement-desired-capacity` (autojoin's terminate hook then finishes it)."
+    )
+
+
+# --- the dicts ----------------------------------------------------------------------------------------
+
+
+def test_a_decision_and_a_tick_report_as_dicts_have_every_field() -> None:
+    inner = RemovalDecision(Outcome.WAITING, "not safe yet", "i-2", Role.MANAGER, "b", error="Retry")
+    decision = RemovalDecision(
+        Outcome.RETAINED,
+        "cannot be made safe",
+        "i-1",
+        Role.MANAGER,
+        "a",
+        ABANDON,
+        COMPLETED,
+        ("drain", "demote"),
+        -1,
+        "LeaseLost",
+        "do this",
+        (inner,),
+    )
+    inner_dict = {
+        "outcome": "waiting",
+        "reason": "not safe yet",
+        "instance_id": "i-2",
+        "role": "manager",
+        "az": "b",
+        "result": None,
+        "completion": None,
+        "steps": [],
+        "margin_after": None,
+        "error": "Retry",
+        "operator_action": None,
+        "also": [],
+    }
+    assert decision.to_dict() == {
+        "outcome": "retained",
+        "reason": "cannot be made safe",
+        "instance_id": "i-1",
+        "role": "manager",
+        "az": "a",
+        "result": "ABANDON",
+        "completion": "completed",
+        "steps": ["drain", "demote"],
+        "margin_after": -1,
+        "error": "LeaseLost",
+        "operator_action": "do this",
+        "also": [inner_dict],
+    }
+    dead = DeadNode("n1", "i-3", Role.WORKER, True, "drain leave rm")
+    report = TickReport((inner,), (dead,), "i-4", "why not", 2, "NoLeader")
+    assert report.to_dict() == {
+        "resumed": [inner_dict],
+        "dead": [
+            {
+                "node_id": "n1",
+                "instance_id": "i-3",
+                "role": Role.WORKER,
+                "removed": True,
+                "reason": "drain leave rm",
+            }
+        ],
+        "released": "i-4",
+        "blocked": "why not",
+        "margin": 2,
+        "error": "NoLeader",
+    }
+
+
+# --- not autojoin's to remove -------------------------------------------------------------------------
+
+
+def test_actions_that_are_not_autojoins_terminate_hook_are_ignored_whole() -> None:
+    w = World()
+    term = w.terminate("i-m4")
+    assert w.svc.handle(term.model_copy(update={"kind": LifecycleKind.TEST}), "h") == RemovalDecision(
+        Outcome.IGNORED, "test notification: nothing to complete"
+    )
+    assert w.svc.handle(term.model_copy(update={"kind": LifecycleKind.LAUNCHING}), "h") == RemovalDecision(
+        Outcome.IGNORED, "not a terminate lifecycle action", "i-m4"
+    )
+    assert w.svc.handle(term.model_copy(update={"hook": "theirs"}), "h") == RemovalDecision(
+        Outcome.IGNORED, "hook theirs is not autojoin's (autojoin-terminate): not completed", "i-m4"
+    )
+    w.fleet.add_group("other", "other-cluster", Role.MANAGER, ("a",))
+    w.fleet.add_group("roleless", "demo", None, ("a",))
+    for group in ("nope", "other", "roleless"):
+        assert w.svc.handle(term.model_copy(update={"group": group}), "h") == RemovalDecision(
+            Outcome.IGNORED, f"group {group} is not a group of cluster demo: not completed", "i-m4"
+        )
+    assert w.fleet.completions == [] and w.roles()["i-m4"] is Role.MANAGER
+
+
+def test_a_terminate_into_the_warm_pool_is_continued_whole() -> None:
+    w = World()
+    action = w.terminate("i-m5").model_copy(update={"destination": "WarmPool"})
+    assert w.svc.handle(action, "h") == RemovalDecision(
+        Outcome.WARM_POOL,
+        "terminate into the warm pool is not a removal",
+        "i-m5",
+        Role.MANAGER,
+        result=CONTINUE,
+        completion=COMPLETED,
+    )
+    assert w.fleet.completions == [("i-m5", CONTINUE, COMPLETED)]
+
+
+@pytest.mark.parametrize(("state", "shown"), [("InService", "InService"), (None, "in no lifecycle state")])
+def test_an_instance_that_is_not_terminating_is_ignored_whole(state: str | None, shown: str) -> None:
+    w = World(workers=2)
+    action = w.terminate("i-w2")
+    w.fleet.by_id["i-w2"] = w.fleet.by_id["i-w2"].model_copy(update={"lifecycle_state": state})
+    assert w.svc.handle(action, "h") == RemovalDecision(
+        Outcome.IGNORED,
+        f"instance i-w2 is {shown}, not Terminating:Wait: nothing removed",
+        "i-w2",
+        Role.WORKER,
+        "a",
+        error="NotTerminating",
+    )
+
+
+def test_an_instance_that_is_gone_or_unknown_is_removed_whatever_its_lifecycle_state() -> None:
+    w = World(workers=2)
+    first, second = w.terminate("i-w1"), w.terminate("i-w2")
+    w.fleet.by_id["i-w1"] = w.fleet.by_id["i-w1"].model_copy(
+        update={"state": "shutting-down", "lifecycle_state": "InService"}
+    )
+    del w.fleet.by_id["i-w2"]  # unknown to EC2 (its action is answered all the same)
+    w.fleet.open_actions.discard("i-w2")
+    assert w.svc.handle(first, "h").outcome is Outcome.REMOVED
+    assert w.svc.handle(second, "h").outcome is Outcome.REMOVED
+    assert {"i-w1", "i-w2"}.isdisjoint(w.roles())
+
+
+# --- workers ------------------------------------------------------------------------------------------
+
+
+def test_a_worker_removal_whole() -> None:
+    w = World(workers=2)
+    assert w.svc.handle(w.terminate("i-w1"), "h") == RemovalDecision(
+        Outcome.REMOVED,
+        "drained, left and removed",
+        "i-w1",
+        Role.WORKER,
+        "c",
+        CONTINUE,
+        COMPLETED,
+        ("drain", "leave", "rm"),
+    )
+    assert w.fleet.completions == [("i-w1", CONTINUE, COMPLETED)]
+    assert w.state.lease_asks == [], "a worker's removal changes no quorum: no lease"
+
+
+def test_a_drained_worker_is_not_drained_again() -> None:
+    w = World(workers=1)
+    drains: list[str] = []
+    real = w.h.swarm.drain
+    w.h.swarm.drain = lambda node_id: (drains.append(node_id), real(node_id))[0]  # type: ignore[method-assign]
+    node = w.h.nid("i-w1")
+    real(node)
+    decision = w.svc.handle(w.terminate("i-w1"), "h")
+    assert (decision.reason, decision.steps, drains) == (
+        "drained, left and removed",
+        ("drain", "leave", "rm"),
+        [],
+    )
+
+
+def test_a_worker_that_never_joined_is_continued_as_no_member() -> None:
+    w = World(workers=1)
+    w.fleet.by_id["i-w9"] = InstanceInfo(instance_id="i-w9", az="a", group="demo-worker")
+    assert w.svc.handle(w.terminate("i-w9"), "h") == RemovalDecision(
+        Outcome.NOT_MEMBER, "not a swarm member", "i-w9", Role.WORKER, "a", CONTINUE, COMPLETED
+    )
+
+
+@pytest.mark.parametrize("error", [NoLeader, Unreachable])
+def test_a_worker_leaves_without_drain_when_the_cluster_cannot_answer(error: type[Exception]) -> None:
+    w = World(workers=1)
+
+    def members() -> list[object]:
+        raise error("down")
+
+    w.h.swarm.members = members  # type: ignore[method-assign]
+    name = error.__name__
+    assert w.svc.handle(w.terminate("i-w1"), "h") == RemovalDecision(
+        Outcome.REMOVED,
+        f"cluster unavailable ({name}): left without drain",
+        "i-w1",
+        Role.WORKER,
+        "c",
+        CONTINUE,
+        COMPLETED,
+        ("leave",),
+        error=name,
+    )
+
+
+def test_a_worker_removal_that_fails_half_way_is_continued_and_left_to_the_reconciler() -> None:
+    w = World(workers=1)
+
+    def remove(node_id: str) -> None:
+        raise Unreachable("ssm")
+
+    w.h.swarm.remove = remove  # type: ignore[method-assign]
+    assert w.svc.handle(w.terminate("i-w1"), "h") == RemovalDecision(
+        Outcome.REMOVED,
+        "removal incomplete (Unreachable); the reconciler removes the node once it is Down",
+        "i-w1",
+        Role.WORKER,
+        "c",
+        CONTINUE,
+        COMPLETED,
+        ("drain", "leave"),
+        error="Unreachable",
+    )
+
+
+def test_a_machine_that_cannot_be_reached_to_leave_is_noted_and_still_removed() -> None:
+    w = World(workers=1)
+
+    def leave(instance_id: str, *, force: bool = False) -> None:
+        raise Unreachable("dead machine")
+
+    w.h.swarm.leave = leave  # type: ignore[method-assign]
+    w.h.swarm.crash("i-w1")
+    w.h.clock.advance(30)
+    decision = w.svc.handle(w.terminate("i-w1"), "h")
+    assert (decision.reason, decision.steps) == (
+        "drained, left and removed",
+        ("drain", "leave-skipped-unreachable", "rm"),
+    )
+
+
+def test_a_node_that_does_not_go_down_in_time_is_left_to_dead_node_cleanup() -> None:
+    w = World(workers=1)
+    w.svc.config = w.svc.config.__class__(**{**w.svc.config.__dict__, "node_down_wait": 4.0})
+    start = w.h.clock.now()
+    decision = w.svc.handle(w.terminate("i-w1"), "h")
+    assert decision.steps == ("drain", "leave", "rm-deferred")
+    assert w.h.clock.now() - start == timedelta(seconds=4), "tried at 0, 2 and 4 s (poll 2 s), then deferred"
+    assert "i-w1" in w.roles()
+
+
+def test_rm_is_retried_every_poll_until_the_node_is_down() -> None:
+    w = World(workers=1)
+    start = w.h.clock.now()
+    decision = w.svc.handle(w.terminate("i-w1"), "h")
+    assert decision.steps == ("drain", "leave", "rm")
+    assert w.h.clock.now() - start == timedelta(seconds=10), "Down after the swarm's 10 s, polled every 2 s"
+
+
+# --- managers -----------------------------------------------------------------------------------------
+
+
+def test_a_manager_removal_whole_under_the_lease_renewed_between_steps() -> None:
+    w = World()
+    assert w.svc.handle(w.terminate("i-m4"), "h1") == RemovalDecision(
+        Outcome.REMOVED,
+        "demoted, left and removed",
+        "i-m4",
+        Role.MANAGER,
+        "a",
+        CONTINUE,
+        COMPLETED,
+        ("drain", "demote", "demotion-effective", "leave", "rm"),
+        margin_after=1,
+    )
+    assert w.state.lease_asks == [("demo", "h1", 300)] * 3  # taken, renewed before demote and before leave
+    assert w.state.leases == {} and w.state.removals("demo") == []
+    snap = w.state.views["demo"]
+    assert snap.taken_at == w.h.clock.now() and snap.node("i-m4") is None and len(snap.managers()) == 4
+
+
+def test_a_manager_removal_waits_for_its_replacement_whole() -> None:
+    w = World(managers=3, desired=3)
+    action = w.terminate("i-m3")
+    why = "not safe yet: it would leave 2 healthy managers, below MinManagers 3; a replacement is coming"
+    assert w.svc.handle(action, "h1") == RemovalDecision(
+        Outcome.WAITING, f"{why} (waiting 0s of 2700s; hook kept alive)", "i-m3", Role.MANAGER, "c"
+    )
+    started = w.h.clock.now()
+    w.h.clock.advance(100)
+    assert w.svc.handle(action, "h1").reason == f"{why} (waiting 100s of 2700s; hook kept alive)"
+    assert w.state.removals("demo") == [(action, started)]
+    assert w.fleet.heartbeats == ["i-m3", "i-m3"] and w.fleet.completions == []
+    w.h.clock.advance(2600)
+    assert w.svc.handle(action, "h1") == RemovalDecision(
+        Outcome.RETAINED,
+        f"waited 2700s and it is still not safe: {why}",
+        "i-m3",
+        Role.MANAGER,
+        "c",
+        ABANDON,
+        COMPLETED,
+        operator_action=todo("i-m3"),
+    )
+    assert w.state.removals("demo") == [] and w.fleet.completions == [("i-m3", ABANDON, COMPLETED)]
+
+
+def test_a_manager_that_cannot_be_made_safe_is_retained_whole() -> None:
+    w = World(managers=3, desired=2)
+    assert w.svc.handle(w.terminate("i-m3"), "h1") == RemovalDecision(
+        Outcome.RETAINED,
+        "cannot be made safe: it would leave 2 healthy managers, below MinManagers 3, and no replacement is "
+        "coming (the manager group has what it wants)",
+        "i-m3",
+        Role.MANAGER,
+        "c",
+        ABANDON,
+        COMPLETED,
+        operator_action=todo("i-m3"),
+    )
+    assert w.roles()["i-m3"] is Role.MANAGER
+
+
+def test_a_waiting_removal_whose_action_is_gone_is_dropped() -> None:
+    w = World(managers=3, desired=3)
+    action = w.terminate("i-m3")
+    w.fleet.open_actions.discard("i-m3")  # finished elsewhere (timed out, or completed by hand)
+    assert w.svc.handle(action, "h1") == RemovalDecision(
+        Outcome.GONE, "lifecycle action already finished", "i-m3", Role.MANAGER
+    )
+    assert w.state.removals("demo") == []
+
+
+def test_a_held_lease_makes_the_removal_wait_and_says_who_holds_it() -> None:
+    w = World()
+    w.state.acquire_lease("demo", "on_terminate:i-m1", 300)
+    assert w.svc.handle(w.terminate("i-m4"), "h1") == RemovalDecision(
+        Outcome.WAITING,
+        "the cluster lease is held by on_terminate:i-m1 (waiting 0s of 2700s; hook kept alive)",
+        "i-m4",
+        Role.MANAGER,
+        "a",
+        error="LeaseHeld",
+    )
+
+
+def test_a_lease_that_cannot_be_taken_nor_read_is_another_change() -> None:
+    w = World()
+    w.state.acquire_lease = lambda cluster, holder, ttl: False  # type: ignore[method-assign]
+    decision = w.svc.handle(w.terminate("i-m4"), "h1")
+    assert (
+        decision.reason
+        == "the cluster lease is held by another change (waiting 0s of 2700s; hook kept alive)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "why"),
+    [
+        (NoLeader, "the swarm has no leader: nothing can change"),
+        (Unreachable, "no manager of the swarm answers"),
+    ],
+)
+def test_a_manager_removal_waits_while_the_swarm_cannot_answer(error: type[Exception], why: str) -> None:
+    w = World()
+
+    def members() -> list[object]:
+        raise error("down")
+
+    w.h.swarm.members = members  # type: ignore[method-assign]
+    assert w.svc.handle(w.terminate("i-m4"), "h1") == RemovalDecision(
+        Outcome.WAITING,
+        f"{why} (waiting 0s of 2700s; hook kept alive)",
+        "i-m4",
+        Role.MANAGER,
+        "a",
+        error=error.__name__,
+    )
+    assert w.state.leases == {}
+
+
+@pytest.mark.parametrize(
+    ("error", "why", "name"),
+    [
+        (DemotionWouldLoseQuorum, "the swarm refused the demotion (quorum)", "DemotionWouldLoseQuorum"),
+        (NoLeader, "the swarm stopped answering (NoLeader)", "NoLeader"),
+        (Unreachable, "the swarm stopped answering (Unreachable)", "Unreachable"),
+    ],
+)
+def test_a_demotion_the_swarm_refuses_makes_the_removal_wait(
+    error: type[Exception], why: str, name: str
+) -> None:
+    w = World()
+
+    def demote(node_id: str) -> None:
+        raise error("no")
+
+    w.h.swarm.demote = demote  # type: ignore[method-assign]
+    assert w.svc.handle(w.terminate("i-m4"), "h1") == RemovalDecision(
+        Outcome.WAITING,
+        f"{why} (waiting 0s of 2700s; hook kept alive)",
+        "i-m4",
+        Role.MANAGER,
+        "a",
+        error=name,
+    )
+
+
+def test_a_demotion_that_does_not_take_effect_is_retried_later_with_the_hook_kept_alive() -> None:
+    w = World()
+    w.h.swarm.demote = lambda node_id: None  # type: ignore[method-assign]  # accepted, never effective
+    node = w.h.nid("i-m4")
+    start = w.h.clock.now()
+    decision = w.svc.handle(w.terminate("i-m4"), "h1")
+    assert decision == RemovalDecision(
+        Outcome.WAITING,
+        f"the demotion of {node} has not taken effect after 120s (waiting 0s of 2700s; hook kept alive)",
+        "i-m4",
+        Role.MANAGER,
+        "a",
+        error="Retry",
+    )
+    assert w.h.clock.now() - start == timedelta(seconds=120)
+    assert w.fleet.heartbeats == ["i-m4", "i-m4", "i-m4"], "at 60 s, at 120 s, and the wait's own"
