@@ -18,7 +18,7 @@ from autojoin.domain.model import (
 )
 from autojoin.domain.rebalance import ReconcileRecord
 from autojoin.errors import SecretMissing
-from autojoin.ports import CompletionOutcome, Fleet, HandOff, JoinTicket, StateStore, TokenVault
+from autojoin.ports import CompletionOutcome, Fleet, FleetRead, HandOff, JoinTicket, StateStore, TokenVault
 
 
 @dataclass
@@ -32,6 +32,7 @@ class FakeFleet(Fleet):
     protection_calls: list[tuple[str, tuple[str, ...], bool]] = field(default_factory=list)  # group, ids, on
     desired_calls: list[tuple[str, int]] = field(default_factory=list)
     terminated: list[tuple[str, bool]] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)  # every read, as "<method> <argument>" (AWS calls)
 
     def add_group(self, name: str, cluster: str | None, role: Role | None, zones: Sequence[str]) -> GroupInfo:
         g = GroupInfo(name=name, cluster=cluster, role=role, zones=tuple(zones))
@@ -51,16 +52,26 @@ class FakeFleet(Fleet):
         self.open_actions.add(iid)
         return info
 
+    def read_cluster(self, cluster: str) -> FleetRead:
+        self.reads.append(f"read_cluster {cluster}")
+        groups = tuple(g for g in self.groups.values() if g.cluster == cluster)
+        rows = {g.name: tuple(i for i in self.by_id.values() if i.group == g.name) for g in groups}
+        return FleetRead(groups, rows)
+
     def group(self, name: str) -> GroupInfo | None:
+        self.reads.append(f"group {name}")
         return self.groups.get(name)
 
     def cluster_groups(self, cluster: str) -> Sequence[GroupInfo]:
+        self.reads.append(f"cluster_groups {cluster}")
         return [g for g in self.groups.values() if g.cluster == cluster]
 
     def instance(self, instance_id: str) -> InstanceInfo | None:
+        self.reads.append(f"instance {instance_id}")
         return self.by_id.get(instance_id)
 
     def instances(self, group: str) -> Sequence[InstanceInfo]:
+        self.reads.append(f"instances {group}")
         return [i for i in self.by_id.values() if i.group == group]
 
     def complete(self, action: LifecycleAction, result: LifecycleResult) -> CompletionOutcome:
