@@ -4,14 +4,15 @@ made on the fakes (completions, heartbeats, lease, removal records)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from tests.unit.services.removal_world import World
 
-from autojoin.domain.model import InstanceInfo, LifecycleKind, LifecycleResult, Role
+from autojoin.domain.model import InstanceInfo, LifecycleAction, LifecycleKind, LifecycleResult, Role
 from autojoin.errors import DemotionWouldLoseQuorum, NoLeader, Unreachable
-from autojoin.ports import CompletionOutcome
+from autojoin.ports import CompletionOutcome, Member
 from autojoin.services.removal import DeadNode, Outcome, RemovalDecision, TickReport
 
 CONTINUE, ABANDON = LifecycleResult.CONTINUE, LifecycleResult.ABANDON
@@ -263,7 +264,7 @@ def test_a_machine_that_cannot_be_reached_to_leave_is_noted_and_still_removed() 
 
 def test_a_node_that_does_not_go_down_in_time_is_left_to_dead_node_cleanup() -> None:
     w = World(workers=1)
-    w.svc.config = w.svc.config.__class__(**{**w.svc.config.__dict__, "node_down_wait": 4.0})
+    w.svc.config = replace(w.svc.config, node_down_wait=3.0)
     start = w.h.clock.now()
     decision = w.svc.handle(w.terminate("i-w1"), "h")
     assert decision.steps == ("drain", "leave", "rm-deferred")
@@ -444,3 +445,178 @@ def test_a_demotion_that_does_not_take_effect_is_retried_later_with_the_hook_kep
     )
     assert w.h.clock.now() - start == timedelta(seconds=120)
     assert w.fleet.heartbeats == ["i-m4", "i-m4", "i-m4"], "at 60 s, at 120 s, and the wait's own"
+
+
+# --- which managers are checked, and whether a replacement is coming ----------------------------------
+
+
+def test_a_manager_group_instance_that_never_joined_is_continued_as_no_member() -> None:
+    w = World()
+    w.fleet.by_id["i-m9"] = InstanceInfo(instance_id="i-m9", az="b", group="demo-manager")
+    assert w.svc.handle(w.terminate("i-m9"), "h1") == RemovalDecision(
+        Outcome.NOT_MEMBER, "not a swarm member", "i-m9", Role.MANAGER, "b", CONTINUE, COMPLETED
+    )
+    assert w.fleet.completions == [("i-m9", CONTINUE, COMPLETED)] and w.state.leases == {}
+
+
+def shown_as(w: World, iid: str, **fields: object) -> None:
+    """The orchestrator shows this node with other fields (a demotion under way, say)."""
+    real = w.h.swarm.members
+
+    def members() -> list[Member]:
+        return [replace(m, **fields) if m.instance_id == iid else m for m in real()]  # type: ignore[arg-type]
+
+    w.h.swarm.members = members  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"in_raft": False}, {"role": Role.WORKER, "in_raft": True}],
+    ids=["manager-out-of-raft", "demoting"],
+)
+def test_a_manager_is_checked_whether_it_shows_as_manager_or_still_votes(fields: dict[str, object]) -> None:
+    w = World(managers=3, desired=2)
+    shown_as(w, "i-m3", **fields)
+    decision = w.svc.handle(w.terminate("i-m3"), "h1")
+    assert (decision.outcome, decision.reason) == (
+        Outcome.RETAINED,
+        "cannot be made safe: it would leave 2 healthy managers, below MinManagers 3, and no replacement is "
+        "coming (the manager group has what it wants)",
+    )
+
+
+def test_a_gone_instance_still_listed_in_the_group_is_no_replacement() -> None:
+    w = World(managers=3, desired=3)
+    w.fleet.by_id["i-old"] = InstanceInfo(
+        instance_id="i-old", az="a", group="demo-manager", lifecycle_state="InService", state="terminated"
+    )
+    assert w.svc.handle(w.terminate("i-m3"), "h1").outcome is Outcome.WAITING, "2 live of the 3 desired"
+
+
+def test_a_launch_under_way_is_a_replacement_even_when_the_group_has_its_desired() -> None:
+    w = World(managers=3, desired=3)
+    w.fleet.by_id["i-new"] = InstanceInfo(
+        instance_id="i-new", az="c", group="demo-manager", lifecycle_state="Pending:Wait"
+    )
+    decision = w.svc.handle(w.terminate("i-m3"), "h1")
+    assert (decision.outcome, decision.reason) == (
+        Outcome.WAITING,
+        "not safe yet: it would leave 2 healthy managers, below MinManagers 3; a replacement is coming "
+        "(waiting 0s of 2700s; hook kept alive)",
+    )
+
+
+def test_without_the_configured_manager_group_no_replacement_is_expected() -> None:
+    w = World(managers=3, desired=3)
+    w.svc.config = replace(w.svc.config, manager_group="renamed")
+    assert w.svc.handle(w.terminate("i-m3"), "h1").outcome is Outcome.RETAINED
+
+
+def test_a_removal_reports_the_waiting_ones_it_worked_on_the_way() -> None:
+    w = World(desired=3)
+    w.state.acquire_lease("demo", "busy", 300)
+    assert w.svc.handle(w.terminate("i-m4"), "h1").outcome is Outcome.WAITING
+    w.state.release_lease("demo", "busy")
+    decision = w.svc.handle(w.terminate("i-m5"), "h2")
+    assert (decision.instance_id, decision.outcome) == ("i-m5", Outcome.REMOVED)
+    assert [(d.instance_id, d.outcome, d.also) for d in decision.also] == [("i-m4", Outcome.REMOVED, ())]
+
+
+# --- the slow steps: drain, demotion, rm --------------------------------------------------------------
+
+
+def beats_at(w: World) -> list[float]:
+    """Seconds since now at which the hook's heartbeats are sent."""
+    start = w.h.clock.now()
+    out: list[float] = []
+    real = w.fleet.heartbeat
+
+    def heartbeat(action: LifecycleAction) -> bool:
+        out.append((w.h.clock.now() - start).total_seconds())
+        return real(action)
+
+    w.fleet.heartbeat = heartbeat  # type: ignore[method-assign]
+    return out
+
+
+def test_a_drain_polls_until_the_nodes_tasks_are_gone_with_heartbeats_on_time() -> None:
+    w = World(workers=1)
+    w.svc.config = replace(w.svc.config, poll_interval=1.0, heartbeat_every=30.0)
+    node = w.h.nid("i-w1")
+    asked: list[str] = []
+
+    def running_tasks(node_id: str) -> int:
+        asked.append(node_id)
+        return 1 if len(asked) <= 65 else 0  # one task that takes 65 s to move
+
+    w.h.swarm.running_tasks = running_tasks  # type: ignore[method-assign]
+    beats = beats_at(w)
+    start = w.h.clock.now()
+    decision = w.svc.handle(w.terminate("i-w1"), "h")
+    assert decision.reason == "drained, left and removed"
+    assert set(asked) == {node} and len(asked) == 66
+    assert beats == [30.0, 60.0]
+    assert (w.h.clock.now() - start).total_seconds() == 65 + 10, (
+        "65 s of drain, then rm once the node is Down"
+    )
+
+
+def test_a_drain_gives_up_exactly_at_its_timeout() -> None:
+    w = World(workers=1)
+    w.svc.config = replace(w.svc.config, poll_interval=1.0, drain_timeout=10.0, heartbeat_every=4.0)
+    w.h.swarm.running_tasks = lambda node_id: 3  # type: ignore[method-assign]
+    beats = beats_at(w)
+    start = w.h.clock.now()
+    decision = w.svc.handle(w.terminate("i-w1"), "h")
+    assert decision.reason == "drain timed out; left and removed"
+    assert beats == [4.0, 8.0]
+    assert (w.h.clock.now() - start).total_seconds() == 10 + 10, (
+        "10 s of drain, then rm once the node is Down"
+    )
+
+
+def test_a_demotion_is_awaited_until_the_node_has_left_raft_with_heartbeats_on_time() -> None:
+    w = World()
+    w.svc.config = replace(w.svc.config, poll_interval=1.0, heartbeat_every=30.0)
+    node = w.h.nid("i-m4")
+    polls = {"n": 0}
+    real = w.h.swarm.members
+
+    def members() -> list[Member]:
+        rows = list(real())
+        if any(m.node_id == node and m.role is Role.WORKER for m in rows):
+            polls["n"] += 1
+            if polls["n"] <= 45:  # demoted, but Raft lets it go only after 45 s
+                return [replace(m, in_raft=True) if m.node_id == node else m for m in rows]
+        return rows
+
+    w.h.swarm.members = members  # type: ignore[method-assign]
+    beats = beats_at(w)
+    decision = w.svc.handle(w.terminate("i-m4"), "h1")
+    assert decision.steps == ("drain", "demote", "demotion-effective", "leave", "rm")
+    assert beats == [30.0], "one heartbeat at 30 s while Raft lets the node go"
+    assert polls["n"] == 46
+
+
+def test_a_node_that_left_the_list_while_its_demotion_was_awaited_is_done_with() -> None:
+    w = World()
+    node = w.h.nid("i-m4")
+    real_demote, real_members = w.h.swarm.demote, w.h.swarm.members
+    gone: list[str] = []
+
+    def demote(node_id: str) -> None:
+        real_demote(node_id)
+        gone.append(node_id)  # someone else removes it right after
+
+    w.h.swarm.demote = demote  # type: ignore[method-assign]
+    w.h.swarm.members = lambda: [m for m in real_members() if m.node_id not in gone]  # type: ignore[method-assign]
+    decision = w.svc.handle(w.terminate("i-m4"), "h1")
+    assert decision.outcome is Outcome.REMOVED and gone == [node]
+    assert decision.steps == ("drain", "demote", "demotion-effective", "leave", "rm")
+
+
+def test_the_worker_that_cannot_be_drained_for_want_of_a_leader_still_leaves() -> None:
+    w = World(workers=1)
+    w.h.swarm.members = lambda: (_ for _ in ()).throw(NoLeader("down"))  # type: ignore[method-assign]
+    w.svc.handle(w.terminate("i-w1"), "h")
+    assert not w.h.swarm.in_swarm("i-w1")

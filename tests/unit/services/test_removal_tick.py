@@ -6,14 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from tests.unit.services.removal_world import World
 
-from autojoin.domain.model import InstanceInfo, Role
+from autojoin.domain.model import ClusterView, InstanceInfo, Node, Role
 from autojoin.errors import LeaseLost, Unreachable
 from autojoin.ports import FleetRead, Member
-from autojoin.services.removal import DeadNode, Outcome, RemovalDecision, TickReport
+from autojoin.services.removal import DeadNode, Outcome, RemovalDecision, TickReport, view_of
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
 def count_members(w: World) -> list[int]:
@@ -200,7 +204,6 @@ def test_a_lost_lease_makes_the_rest_of_the_queue_wait() -> None:
     w.state.acquire_lease("demo", "busy", 300)
     first, second = w.terminate("i-m4"), w.terminate("i-m5")
     w.svc.handle(first, "h")
-    w.clock_mark = w.h.clock.now()  # type: ignore[attr-defined]
     w.h.clock.advance(10)
     w.svc.handle(second, "h")
     w.state.release_lease("demo", "busy")
@@ -422,4 +425,72 @@ def test_why_no_manager_may_go_is_given() -> None:
         None,
         "the manager group wants 1 and has 3: no manager may go "
         "(would leave 2 healthy managers, below MinManagers 3)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "steps"),
+    [
+        ({"instance_id": None}, "demote demotion-effective leave-skipped-unreachable rm"),  # from its label
+        ({"labels": {}}, "demote demotion-effective leave-skipped-unreachable rm"),  # from instance_id
+        ({"instance_id": None, "labels": {}}, "demote demotion-effective rm"),  # no id: nothing to leave
+    ],
+    ids=["label-only", "instance-id-only", "hostname-only"],
+)
+def test_a_dead_node_leaves_by_whichever_instance_id_it_shows(fields: dict[str, Any], steps: str) -> None:
+    w = World(managers=5)
+    gone(w, "i-m5")
+    w.h.clock.advance(30)
+    node = w.h.nid("i-m5")
+    members = [replace(m, hostname="i-m5", **fields) if m.node_id == node else m for m in w.h.swarm.members()]
+    assert w.svc.remove_dead_nodes("r", members) == [DeadNode(node, "i-m5", Role.MANAGER, True, steps)]
+
+
+def test_the_view_of_a_member_list() -> None:
+    members = [
+        Member(
+            "n1",
+            "h1",
+            Role.MANAGER,
+            True,
+            True,
+            True,
+            leader=True,
+            in_raft=True,
+            address="10.0.0.1",
+            labels={"az": "a", "asg": "mgr", "instance-type": "t3.small"},
+            instance_id="i-1",
+        ),
+        Member("n2", "i-2", Role.WORKER, True, True, True, in_raft=True, labels={"instance-id": "i-2"}),
+        Member("n3", "i-3", Role.MANAGER, False, False, False, in_raft=False),
+        Member("n4", "i-4", Role.WORKER, True, True, True),
+    ]
+    view = view_of("demo", members, ("a", "b"), NOW)
+    assert view == ClusterView(
+        cluster="demo",
+        nodes=(
+            Node(
+                instance_id="i-1",
+                role=Role.MANAGER,
+                az="a",
+                group="mgr",
+                node_id="n1",
+                address="10.0.0.1",
+                instance_type="t3.small",
+                leader=True,
+            ),
+            Node(instance_id="i-2", role=Role.MANAGER, az="unknown", node_id="n2"),
+            Node(
+                instance_id="i-3",
+                role=Role.MANAGER,
+                az="unknown",
+                healthy=False,
+                node_id="n3",
+                reachable=False,
+                available=False,
+            ),
+            Node(instance_id="i-4", role=Role.WORKER, az="unknown", node_id="n4"),
+        ),
+        zones=("a", "b"),
+        taken_at=NOW,
     )
