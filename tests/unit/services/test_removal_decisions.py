@@ -586,7 +586,7 @@ def test_a_demotion_is_awaited_until_the_node_has_left_raft_with_heartbeats_on_t
         rows = list(real())
         if any(m.node_id == node and m.role is Role.WORKER for m in rows):
             polls["n"] += 1
-            if polls["n"] <= 45:  # demoted, but Raft lets it go only after 45 s
+            if polls["n"] <= 75:  # demoted, but Raft lets it go only after 75 s
                 return [replace(m, in_raft=True) if m.node_id == node else m for m in rows]
         return rows
 
@@ -594,8 +594,8 @@ def test_a_demotion_is_awaited_until_the_node_has_left_raft_with_heartbeats_on_t
     beats = beats_at(w)
     decision = w.svc.handle(w.terminate("i-m4"), "h1")
     assert decision.steps == ("drain", "demote", "demotion-effective", "leave", "rm")
-    assert beats == [30.0], "one heartbeat at 30 s while Raft lets the node go"
-    assert polls["n"] == 46
+    assert beats == [30.0, 60.0], "a heartbeat every 30 s while Raft lets the node go"
+    assert polls["n"] == 76
 
 
 def test_a_node_that_left_the_list_while_its_demotion_was_awaited_is_done_with() -> None:
@@ -620,3 +620,26 @@ def test_the_worker_that_cannot_be_drained_for_want_of_a_leader_still_leaves() -
     w.h.swarm.members = lambda: (_ for _ in ()).throw(NoLeader("down"))  # type: ignore[method-assign]
     w.svc.handle(w.terminate("i-w1"), "h")
     assert not w.h.swarm.in_swarm("i-w1")
+
+
+def test_an_instance_without_a_lifecycle_state_counts_as_live_capacity() -> None:
+    """The group has what it wants (2) without the one leaving: one of them shows no lifecycle state."""
+    w = World(managers=3, desired=2)
+    w.fleet.by_id["i-m1"] = w.fleet.by_id["i-m1"].model_copy(update={"lifecycle_state": None})
+    assert w.svc.handle(w.terminate("i-m3"), "h1").outcome is Outcome.RETAINED
+
+
+def test_a_redelivered_event_of_a_waiting_removal_works_the_whole_queue_and_keeps_its_start() -> None:
+    w = World(desired=3)
+    w.state.acquire_lease("demo", "busy", 300)
+    first, second = w.terminate("i-m4"), w.terminate("i-m5")
+    assert w.svc.handle(first, "h1").outcome is Outcome.WAITING
+    w.h.clock.advance(10)
+    assert w.svc.handle(second, "h2").outcome is Outcome.WAITING
+    w.h.clock.advance(10)
+    decision = w.svc.handle(first, "h1")  # the same event again, while the lease is still held
+    assert decision.reason == "the cluster lease is held by busy (waiting 20s of 2700s; hook kept alive)"
+    w.state.release_lease("demo", "busy")
+    decision = w.svc.handle(first, "h1")
+    assert (decision.instance_id, decision.outcome) == ("i-m4", Outcome.REMOVED)
+    assert [(d.instance_id, d.outcome) for d in decision.also] == [("i-m5", Outcome.REMOVED)]

@@ -13,7 +13,7 @@ import pytest
 from tests.unit.services.removal_world import World
 
 from autojoin.domain.model import ClusterView, InstanceInfo, Node, Role
-from autojoin.errors import LeaseLost, Unreachable
+from autojoin.errors import LeaseLost, NodeNotDown, Unreachable
 from autojoin.ports import FleetRead, Member
 from autojoin.services.removal import DeadNode, Outcome, RemovalDecision, TickReport, view_of
 
@@ -199,34 +199,31 @@ def test_waiting_removals_whose_instance_moved_on_are_dropped_and_the_rest_still
     assert resumed[0].outcome is Outcome.REMOVED
 
 
-def test_a_lost_lease_makes_the_rest_of_the_queue_wait() -> None:
-    w = World(managers=5, desired=3)
+def test_a_lost_lease_makes_the_rest_of_the_queue_wait_untouched() -> None:
+    w = World(managers=5, desired=2)
     w.state.acquire_lease("demo", "busy", 300)
-    first, second = w.terminate("i-m4"), w.terminate("i-m5")
-    w.svc.handle(first, "h")
-    w.h.clock.advance(10)
-    w.svc.handle(second, "h")
+    for iid in ("i-m3", "i-m4", "i-m5"):
+        w.svc.handle(w.terminate(iid), "h")
+        w.h.clock.advance(10)
     w.state.release_lease("demo", "busy")
-    renewals = {"n": 0}
+    tries = {"n": 0}
     real = w.state.acquire_lease
 
     def acquire(cluster: str, holder: str, ttl: int) -> bool:
-        renewals["n"] += 1
-        return renewals["n"] == 1 and real(cluster, holder, ttl)  # taken once, never renewed
+        tries["n"] += 1
+        return tries["n"] == 1 and real(cluster, holder, ttl)  # taken once, never renewed
 
     w.state.acquire_lease = acquire  # type: ignore[method-assign]
-    w.h.clock.advance(20)
-    resumed = {d.instance_id: d for d in w.svc.resume_waiting("guard")}
+    resumed = w.svc.resume_waiting("guard")
     lost = str(LeaseLost("demo", "guard"))
-    assert {iid: (d.outcome, d.error) for iid, d in resumed.items()} == {
-        "i-m4": (Outcome.WAITING, "LeaseLost"),
-        "i-m5": (Outcome.WAITING, "LeaseLost"),
-    }
-    assert resumed["i-m4"].reason.startswith(lost) or resumed["i-m5"].reason.startswith(lost)
-    assert {d.reason for d in resumed.values()} == {
-        f"{lost} (waiting 30s of 2700s; hook kept alive)",
-        f"{lost} (waiting 20s of 2700s; hook kept alive)",
-    }
+    assert sorted((d.instance_id, d.outcome, d.error, d.reason) for d in resumed) == [
+        ("i-m3", Outcome.WAITING, "LeaseLost", f"{lost} (waiting 30s of 2700s; hook kept alive)"),
+        ("i-m4", Outcome.WAITING, "LeaseLost", f"{lost} (waiting 20s of 2700s; hook kept alive)"),
+        ("i-m5", Outcome.WAITING, "LeaseLost", f"{lost} (waiting 10s of 2700s; hook kept alive)"),
+    ]
+    drained = [m.instance_id for m in w.h.swarm.members() if not m.available]
+    assert len(drained) == 1, "the first was drained before its lease renewal failed; the others not touched"
+    assert tries["n"] == 2
 
 
 # --- dead nodes ---------------------------------------------------------------------------------------
@@ -493,4 +490,69 @@ def test_the_view_of_a_member_list() -> None:
         ),
         zones=("a", "b"),
         taken_at=NOW,
+    )
+
+
+def test_the_sweep_leaves_recorded_removals_to_resume_waiting_whatever_it_worked_before() -> None:
+    w = World(managers=5, workers=2, desired=3)
+    w.state.acquire_lease("demo", "busy", 300)
+    waiting = w.terminate("i-m5")
+    assert w.svc.handle(waiting, "h1").outcome is Outcome.WAITING
+    w.state.release_lease("demo", "busy")
+    w.fleet.groups = {k: w.fleet.groups[k] for k in ("demo-worker", "demo-manager")}  # workers listed first
+    w.terminate("i-w1")  # lost
+    swept = w.svc.sweep_unrecorded("guard")
+    assert [(d.instance_id, d.outcome) for d in swept] == [("i-w1", Outcome.REMOVED)]
+    assert [a.instance_id for a, _ in w.state.removals("demo")] == ["i-m5"]
+
+
+def test_a_tick_that_keeps_its_dead_node_does_not_read_the_members_again() -> None:
+    w = World(workers=2)
+    gone(w, "i-w1")
+    w.h.clock.advance(30)
+
+    def remove(node_id: str) -> None:
+        raise NodeNotDown("still listed as ready")
+
+    w.h.swarm.remove = remove  # type: ignore[method-assign]
+    node = w.h.nid("i-w1")
+    reads = count_members(w)
+    report = w.svc.tick("guard")
+    assert report.dead == (
+        DeadNode(
+            node, "i-w1", Role.WORKER, False, "demotion-effective leave-skipped-unreachable rm-deferred"
+        ),
+    )
+    assert len(reads) == 2, (
+        "the pass's read and the wait for the (no-op) demotion; nothing removed, no re-read"
+    )
+
+
+def test_a_tick_sweeps_a_lost_manager_terminate_under_its_own_holder() -> None:
+    w = World(managers=5, desired=3)
+    w.terminate("i-m4")  # lost
+    w.state.lease_asks.clear()
+    report = w.svc.tick("guard")
+    assert [(d.instance_id, d.outcome) for d in report.resumed] == [("i-m4", Outcome.REMOVED)]
+    assert {holder for _, holder, _ in w.state.lease_asks} == {"guard"} and w.state.leases == {}
+
+
+def test_a_tick_releases_under_its_own_holder_from_its_own_reads() -> None:
+    w = World(managers=5, desired=4)
+    w.fleet.reads.clear()
+    w.state.lease_asks.clear()
+    reads = count_members(w)
+    assert w.svc.tick("guard") == TickReport(released="i-m2", margin=2)
+    assert w.state.lease_asks == [("demo", "guard", 300)] and w.state.leases == {}
+    assert w.fleet.reads == ["read_cluster demo"] and reads == [1]
+
+
+def test_why_no_manager_may_go_lists_each_distinct_reason_once_sorted() -> None:
+    w = World(managers=3, desired=2)
+    shown = seen_down(w.h.swarm.members(), "i-m2", "i-m3")  # as the orchestrator showed them a moment ago
+    view = w.svc.view(shown)
+    assert w.svc.release_surplus("guard", view) == (
+        None,
+        "the manager group wants 2 and has 3: no manager may go (would leave 0 healthy managers, below "
+        "MinManagers 3; would leave 1 healthy of 2 managers (quorum 2))",
     )
