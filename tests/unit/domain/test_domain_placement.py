@@ -68,6 +68,10 @@ def test_fifteen_over_six_azs_is_3_3_3_2_2_2_with_the_extra_in_the_first_azs_by_
             {"n": 3, "zones": ["a"], "capacity": {"b": 1}},
             "capacity given for b, which is not one of the AZs (a)",
         ),
+        (
+            {"n": 3, "zones": ["a", "c"], "capacity": {"b": 1}},
+            "capacity given for b, which is not one of the AZs (a, c)",
+        ),
         ({"n": 3, "zones": ["a"], "capacity": {"a": -1}}, "capacity of a is negative (-1)"),
         (
             {"n": 7, "zones": ["a", "b", "c"], "capacity": {"a": 3, "b": 2}, "impaired": ["c"]},
