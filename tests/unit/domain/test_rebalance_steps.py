@@ -399,13 +399,15 @@ def test_the_leader_is_not_retired_even_from_the_most_over_full_az() -> None:
 
 def test_no_retire_is_chosen_while_our_surge_has_not_joined() -> None:
     # our surge to 3 is in service in B but has not joined: 2 managers for a target of 2, nothing to retire.
-    # A retire would take C's manager toward 0-2-0 (B's only one is the leader); the step is the launch
-    # check, which waits, shown toward the first nearest goal
+    # A retire would take C's manager toward 0-2-0 (B's only one is the leader); nor a second launch for the
+    # same surge (desired would go to 4): the step waits, shown toward the first nearest goal
     view = cluster({B: 1, C: 1})
     step = next_step(view, group(view, (A, B, C), extra=[inst("i-new", B)]), surge_from=2)
     assert step == RebalanceStep(
         StepKind.WAIT,
-        "the plan adds in us-east-1b or us-east-1c but mgr would launch into us-east-1a",
+        "our surge (desired 3 for a target of 2) is in service but only 2 managers are joined: a manager of "
+        "the group was demoted or removed outside autojoin; no second launch (terminate the instance that "
+        "is not a manager: the group launches another)",
         target=2,
         goal={A: 0, B: 0, C: 2},
         plan=("add us-east-1c -> 0-1-2 (tolerates 0)", "remove us-east-1b -> 0-0-2 (tolerates 0)"),

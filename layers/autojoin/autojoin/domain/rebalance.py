@@ -387,8 +387,22 @@ def next_step(
             goal=goal,
             plan=lines,
         )
-    # count == target: add first. The group launches into one of its least-populated AZs: every one of
-    # them must be an AZ some nearest best layout adds to, and safe to add to.
+    # count == target: add first. Not while our own surge is out (desired is the target plus one): its
+    # instance is in service but is not a manager (its node was demoted or removed outside autojoin), and
+    # another launch would raise desired a second time, after which the surge record no longer matches and
+    # the higher count would become the target for good.
+    if surge_from is not None and group.desired == surge_from + 1:
+        return RebalanceStep(
+            StepKind.WAIT,
+            f"our surge (desired {group.desired} for a target of {target}) is in service but only {count} "
+            "managers are joined: a manager of the group was demoted or removed outside autojoin; no "
+            "second launch (terminate the instance that is not a manager: the group launches another)",
+            target=target,
+            goal=goal,
+            plan=lines,
+        )
+    # The group launches into one of its least-populated AZs: every one of them must be an AZ some nearest
+    # best layout adds to, and safe to add to.
     fits = [
         p
         for p in picks
