@@ -242,10 +242,15 @@ class RebalanceStep:
         return f"{self.kind.value}{where}: {self.reason}"
 
 
+def surge_out(group: ManagerGroup, surge_from: int | None) -> bool:
+    """Our own surge is in place: the group's desired capacity is the remembered target plus one."""
+    return surge_from is not None and group.desired == surge_from + 1
+
+
 def manager_target(group: ManagerGroup, surge_from: int | None) -> int:
     """The manager count to keep: the group's desired capacity, or what it was before our own surge."""
-    if surge_from is not None and group.desired == surge_from + 1:
-        return surge_from
+    if surge_out(group, surge_from):
+        return group.desired - 1
     return group.desired
 
 
@@ -391,7 +396,7 @@ def next_step(
     # instance is in service but is not a manager (its node was demoted or removed outside autojoin), and
     # another launch would raise desired a second time, after which the surge record no longer matches and
     # the higher count would become the target for good.
-    if surge_from is not None and group.desired == surge_from + 1:
+    if surge_out(group, surge_from):
         return RebalanceStep(
             StepKind.WAIT,
             f"our surge (desired {group.desired} for a target of {target}) is in service but only {count} "

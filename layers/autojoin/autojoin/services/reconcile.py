@@ -46,6 +46,7 @@ from autojoin.domain.rebalance import (
     impaired_zones,
     next_step,
     quorum_margin,
+    surge_out,
     unsettled,
     wants_protection,
     watch_zones,
@@ -291,11 +292,7 @@ class ReconcileService:
         if mgroups:
             mg = mgroups[0]
             group = ManagerGroup(mg.name, tuple(mg.zones), mg.desired, mg.max_size, tuple(by_group[mg.name]))
-            surge = (
-                record.surge_from
-                if record.surge_from is not None and mg.desired == record.surge_from + 1
-                else None
-            )
+            surge = record.surge_from if surge_out(group, record.surge_from) else None
             step = next_step(
                 view,
                 group,
