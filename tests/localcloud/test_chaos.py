@@ -87,3 +87,48 @@ def test_a_step_aws_refused_is_skipped_and_autojoin_s_problems_are_not() -> None
         "step 3: managers: 6 != 7",
         "step 5: LocalCloudError: something autojoin broke",
     ]
+
+
+def test_an_outage_striking_a_scale_in_through_four_voters_is_unsurvivable_not_failed(tmp_path: Path) -> None:
+    # seed 502, timeline 4 (docs/known-failing/chaos-502-4.yaml until this rule): a 7 -> 3 scale-in at 2-2-1
+    # removes a us-east-1b manager; us-east-1a's outage strikes the 4 voters in the same second
+    plan = FaultPlan(throttle=0.2, duplicate=0.5)
+    (outcome,) = chaos.run(1, 502, plan, template=TEMPLATE, first=4, save_dir=tmp_path)
+    assert not outcome.passed and not outcome.failed
+    assert outcome.unsurvivable == [
+        "step 4: az outage us-east-1a struck 4 voters 0s after autojoin removed one of 5 on the way down, "
+        "leaving 2 of 4 up: no layout of 4 voters over 3 zones survives losing one, and the guard takes the "
+        "next removal at its next pass (60s)"
+    ]
+    assert "step None: has_leader: expected True, got False" in outcome.problems  # still listed
+    saved = (tmp_path / "chaos-502-4.yaml").read_text()
+    assert saved.startswith("# UNSURVIVABLE step 4: az outage us-east-1a struck 4 voters")
+    # from the command line: timelines 0-4 of seed 502, the last one unsurvivable; the run exits 0
+    args = ["simulate", "--chaos", "5", "--seed", "502", "--throttle", "0.2", "--duplicate", "0.5"]
+    result = cli.invoke(app, [*args, "--jobs", "2", "--template", str(TEMPLATE)])
+    assert result.exit_code == 0, result.output
+    assert "timeline 4 (chaos-502-4) UNSURVIVABLE" in result.output
+    assert "4 passed, 0 failed, 1 unsurvivable" in result.output
+
+
+def test_a_problem_before_the_blow_still_fails_the_timeline() -> None:
+    from types import SimpleNamespace
+
+    from autojoin.scenario.invariants import Violation
+
+    blow = [(4, "az outage us-east-1a struck 4 voters")]
+    after = SimpleNamespace(
+        unsurvivable=blow,
+        all_violations=[Violation("lifecycle-unfinished", "1 instance(s)"), Violation("x", "y", 4)],
+        failed_checks=[(None, "has_leader"), (5, "managers")],
+        errors=[(3, "RefreshInProgress: An Instance Refresh is already in progress")],  # skipped: no matter
+    )
+    assert chaos.unsurvivable_of(after) == ["step 4: az outage us-east-1a struck 4 voters"]
+    for earlier in (
+        {"all_violations": [Violation("az-tolerance", "2-2-3", 3)]},
+        {"failed_checks": [(2, "managers")]},
+        {"errors": [(3, "LocalCloudError: something autojoin broke")]},
+    ):
+        before = SimpleNamespace(**{**vars(after), **earlier})
+        assert chaos.unsurvivable_of(before) == [], earlier
+    assert chaos.unsurvivable_of(SimpleNamespace(**{**vars(after), "unsurvivable": []})) == []

@@ -2,7 +2,9 @@
 against every invariant (scenario/chaos.py); the fault flags shared with a single ``simulate`` run.
 
 Prints one line per failing timeline (and the scenario file that reproduces it, with ``--save``), then a
-summary. Exit 0 when every timeline passed, 1 otherwise, 2 for bad flags.
+summary. A timeline whose problems all come at or after a blow that no quorum guard survives (an AZ lost while
+a scale-in passes through 4 voters: scenario/blows.py) is listed as *unsurvivable*, with why, and does not
+fail the run. Exit 0 when no timeline failed, 1 otherwise, 2 for bad flags.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def chaos_command(
     def show(o: chaos.Outcome) -> None:
         done.append(o.index)
         faults = ", ".join(f"{k} {v}" for k, v in sorted(o.faults.items())) or "none"
-        verdict = "ok" if o.passed else "FAILED"
+        verdict = "ok" if o.passed else "FAILED" if o.failed else "unsurvivable"
         where = f"timeline {o.index + 1}/{count}"
         if jobs > 1:  # finished out of order: say how far the run is, too
             where = f"[{len(done)}/{count}] timeline {o.index + 1}"
@@ -103,7 +105,9 @@ def chaos_command(
         if as_json or o.passed:
             return
         where = f" -> {o.saved}" if o.saved else ""
-        typer.echo(f"timeline {o.index} ({o.document['name']}) FAILED{where}")
+        typer.echo(f"timeline {o.index} ({o.document['name']}) {verdict.upper()}{where}")
+        for why in o.unsurvivable:
+            typer.echo(f"    unsurvivable blow, {why}")
         for p in o.problems:
             typer.echo(f"    {p}")
 
@@ -120,7 +124,8 @@ def chaos_command(
     except (LocalCloudError, TemplateError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    failed = [o for o in outcomes if not o.passed]
+    failed = [o for o in outcomes if o.failed]
+    unsurvivable = [o for o in outcomes if o.unsurvivable]
     injected: dict[str, int] = {}
     for o in outcomes:
         for k, v in o.faults.items():
@@ -140,6 +145,16 @@ def chaos_command(
                 }
                 for o in failed
             ],
+            "unsurvivable": [
+                {
+                    "index": o.index,
+                    "name": o.document["name"],
+                    "why": o.unsurvivable,
+                    "problems": o.problems,
+                    "saved": str(o.saved or ""),
+                }
+                for o in unsurvivable
+            ],
             "injected": injected,
             "skipped_steps": skipped,
         }
@@ -148,7 +163,8 @@ def chaos_command(
         what = describe(plan) if plan is not None else "no faults"
         typer.echo(
             f"chaos: {count} timeline(s), seed {seed}, {what}: "
-            f"{count - len(failed)} passed, {len(failed)} failed; "
+            f"{count - len(failed) - len(unsurvivable)} passed, {len(failed)} failed, "
+            f"{len(unsurvivable)} unsurvivable (a blow no guard survives, listed above); "
             f"injected {injected or 'nothing'}; "
             f"{skipped} step(s) skipped (no target, or refused by an injected AWS error)"
         )

@@ -127,6 +127,12 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     faults: dict[str, int] = field(default_factory=dict)
     saved: Path | None = None
+    unsurvivable: list[str] = field(default_factory=list)  # why: set only when every problem came after it
+
+    @property
+    def failed(self) -> bool:
+        """Problems that a blow no guard survives does not explain (scenario/blows.py)."""
+        return not self.passed and not self.unsurvivable
 
 
 def problems_of(result: Any) -> tuple[list[str], list[str]]:
@@ -138,6 +144,21 @@ def problems_of(result: Any) -> tuple[list[str], list[str]]:
     for i, error in result.errors:
         (skipped if any(s in error for s in _SKIPPED) else problems).append(f"step {i}: {error}")
     return problems, skipped
+
+
+def unsurvivable_of(result: Any) -> list[str]:
+    """The blows no guard survives (scenario/blows.py) when they explain every problem of ``result``:
+    each problem comes at or after the first of them (at the end counts as after). Otherwise []."""
+    blows = result.unsurvivable
+    if not blows:
+        return []
+    first = min(step for step, _ in blows)
+    steps = [v.step for v in result.all_violations]
+    steps += [step for step, _ in result.failed_checks]
+    steps += [step for step, error in result.errors if not any(s in error for s in _SKIPPED)]
+    if any(step is not None and step < first for step in steps):
+        return []
+    return [f"step {step}: {why}" for step, why in blows]
 
 
 def run(
@@ -160,10 +181,13 @@ def run(
         result = simulate(loaded, template=template)
         problems, skipped = problems_of(result)
         outcome = Outcome(index, doc, not problems, problems, skipped, _count(result.faults))
+        if problems:
+            outcome.unsurvivable = unsurvivable_of(result)
         if problems and save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
             outcome.saved = save_dir / f"{doc['name']}.yaml"
-            outcome.saved.write_text(to_yaml(doc, problems), encoding="utf-8")
+            head = [f"UNSURVIVABLE {why}" for why in outcome.unsurvivable] + problems
+            outcome.saved.write_text(to_yaml(doc, head), encoding="utf-8")
         out.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)

@@ -205,6 +205,8 @@ def print_simulation(result: Any) -> None:
         out.print(Text(f"✗ step {index} could not run: {error}", style="red"))
     for v in result.all_violations:
         out.print(Text(f"✗ invariant broken: {v}", style="bold red"))
+    for index, why in result.unsurvivable:
+        out.print(Text(f"! unsurvivable blow at step {index}: {why}", style="yellow"))
     if result.passed:
         n = sum(len(s.checks) for s in result.steps) + len(result.final_checks)
         out.print(Text(f"PASSED: {n} expectation(s) held, no invariant broken", style="bold green"))

@@ -17,6 +17,7 @@ from typing import Any
 from autojoin.domain.model import Role
 from autojoin.localcloud.faults import FaultPlan
 from autojoin.localcloud.faults import install as install_faults
+from autojoin.scenario import blows
 from autojoin.scenario.invariants import (
     Violation,
     invocation_violations,
@@ -64,6 +65,7 @@ class StepResult:
     functions: dict[str, int] = field(default_factory=dict)  # invocations per function (logical id)
     changes: dict[str, int] = field(default_factory=dict)  # "Function:Operation" -> changing AWS calls
     error: str | None = None  # the action could not be carried out
+    unsurvivable: str | None = None  # a blow no guard survives struck here (scenario/blows.py): why
 
     @property
     def ok(self) -> bool:
@@ -78,6 +80,7 @@ class StepResult:
             "note": self.note,
             "ok": self.ok,
             "error": self.error,
+            "unsurvivable": self.unsurvivable,
             "autojoin_acted": self.autojoin_acted,
             "invocations": self.invocations,
             "functions": dict(self.functions),
@@ -117,6 +120,11 @@ class SimulationResult:
     def passed(self) -> bool:
         return not (self.failed_checks or self.errors or self.all_violations)
 
+    @property
+    def unsurvivable(self) -> list[tuple[int, str]]:
+        """(step, why) of each blow that no guard could have survived (scenario/blows.py)."""
+        return [(s.index, s.unsurvivable) for s in self.steps if s.unsurvivable]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "scenario": self.name,
@@ -130,6 +138,7 @@ class SimulationResult:
             "violations": [v.to_json() for v in self.all_violations],
             "failed_expectations": [{"step": i, **c.to_json()} for i, c in self.failed_checks],
             "errors": [{"step": i, "error": e} for i, e in self.errors],
+            "unsurvivable": [{"step": i, "why": why} for i, why in self.unsurvivable],
             "faults": list(self.faults),
         }
 
@@ -245,6 +254,13 @@ class _StepError(Exception):
     pass
 
 
+BLOWS = frozenset({"az_outage", "crash"})  # the world's blows a quorum guard might not survive
+
+
+def _voters(world: World) -> blows.Voters:
+    return blows.voters_of(world.cloud.swarm.snapshot())
+
+
 def simulate(
     loaded: LoadedScenario,
     *,
@@ -263,9 +279,12 @@ def simulate(
         injected = install_faults(world.cloud, plan) if plan is not None and plan.active else None
         current: list[int | None] = [None]
         watched: list[Violation] = []
+        removals: list[blows.Removal] = []
 
         def on_invocation(fn: str, before: ClusterState, after: ClusterState) -> None:
             watched.extend(invocation_violations(fn, before, after, current[0]))
+            if after.voters < before.voters:
+                removals.append(blows.Removal(before.at, before.voters, after.voters))
             if progress and current[0] is not None:
                 step = steps[current[0] - 1]
                 runs = len(world.cloud.invocations)
@@ -281,6 +300,7 @@ def simulate(
             current[0] = ts.index
             seen = len(watched)
             error: str | None = None
+            unsurvivable: str | None = None
             broken = False
             before = len(world.cloud.invocations)
             calls_before = len(world.cloud.calls)
@@ -288,7 +308,19 @@ def simulate(
                 try:
                     world.advance_to(ts.at)
                     before = len(world.cloud.invocations)
-                    runner.apply(ts)
+                    if ts.step.action in BLOWS:
+                        struck = _voters(world)
+                        runner.apply(ts)
+                        unsurvivable = blows.judge(
+                            ts.step.describe(),
+                            struck,
+                            _voters(world),
+                            len(scenario.cluster.zones),
+                            last=removals[-1] if removals else None,
+                            now=world.elapsed(),
+                        )
+                    else:
+                        runner.apply(ts)
                 except _StepError as exc:
                     error = str(exc)
                 except Exception as exc:  # a refusal of the local cloud (min size, ...) fails the step
@@ -330,6 +362,7 @@ def simulate(
                     )
                 ),
                 error=error,
+                unsurvivable=unsurvivable,
             )
             results.append(result)
             prev = state
