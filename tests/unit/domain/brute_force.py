@@ -10,17 +10,18 @@ def majority(n: int) -> int:
     return min(m for m in range(n + 1) if 2 * m > n)
 
 
-def survives(layout: Mapping[str, int], lost: Sequence[str]) -> bool:
-    total = sum(layout.values())
-    left = total - sum(layout[z] for z in lost)
-    return total > 0 and 2 * left > total
+def survives(layout: Mapping[str, int], lost: Sequence[str], down: int = 0) -> bool:
+    """``down``: voters besides the layout that are not up (counted in the total, never in what is left)."""
+    up = sum(layout.values())
+    left = up - sum(layout[z] for z in lost)
+    return up > 0 and 2 * left > up + down
 
 
-def tolerated(layout: Mapping[str, int]) -> int:
+def tolerated(layout: Mapping[str, int], down: int = 0) -> int:
     zones = list(layout)
     best = 0
     for k in range(1, len(zones)):
-        if all(survives(layout, lost) for lost in itertools.combinations(zones, k)):
+        if all(survives(layout, lost, down) for lost in itertools.combinations(zones, k)):
             best = k
         else:
             break

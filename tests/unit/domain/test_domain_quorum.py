@@ -116,6 +116,18 @@ def test_one_az_survives_no_az_loss_and_has_no_fractions() -> None:
     assert tol.fatal_zones == ("a",)
 
 
+def test_down_voters_count_in_the_majority_but_keep_none() -> None:
+    # chaos seed 500 timeline 383: 2-2-2 up plus a crashed voter (7, quorum 4) survives one AZ loss;
+    # 2-2-3 up plus it (8, quorum 5) survives none, though 2-2-3 alone (quorum 4) survives one
+    assert zone_failures_tolerated({"a": 2, "b": 2, "c": 2}, down=1) == 1
+    assert zone_failures_tolerated({"a": 2, "b": 2, "c": 3}, down=1) == 0
+    assert zone_failures_tolerated({"a": 2, "b": 2, "c": 3}) == 1
+    assert zone_failures_tolerated({"a": 1, "b": 1, "c": 1}, down=3) == 0  # 3 up of 6: no quorum at all
+    assert zone_failures_tolerated({"a": 0, "b": 0}, down=2) == 0
+    with pytest.raises(ValueError, match="down voters cannot be negative"):
+        zone_failures_tolerated({"a": 1, "b": 1, "c": 1}, down=-1)
+
+
 def test_empty_azs_count_as_azs() -> None:
     # 3-2 plus an empty AZ: losing the empty one is harmless, so 2 of 3 single losses survive
     assert survival_fractions({"a": 3, "b": 2, "c": 0}) == {1: 2 / 3, 2: 1 / 3}
@@ -163,6 +175,14 @@ def test_zone_tolerance_matches_brute_force(layout: dict[str, int]) -> None:
         # the k largest AZs together hold no more managers than the cluster can lose
         top = sorted(layout.values(), reverse=True)
         assert sum(top[:k]) <= fault_tolerance(sum(layout.values()))
+
+
+@PROPS
+@given(layouts(), st.integers(0, 4))
+def test_zone_tolerance_with_down_voters_matches_brute_force(layout: dict[str, int], down: int) -> None:
+    k = zone_failures_tolerated(layout, down=down)
+    assert k == tolerated(layout, down)
+    assert k <= zone_failures_tolerated(layout)  # a Down voter never adds tolerance
 
 
 @PROPS

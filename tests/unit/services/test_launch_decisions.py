@@ -331,6 +331,54 @@ def test_a_replacement_does_not_wait_for_a_removal_in_another_az_that_leaves_it_
     assert world.service.handle(replacement) == _joined(world, replacement.instance_id, Role.MANAGER, B)
 
 
+def test_a_join_that_keeps_the_tolerance_with_a_down_voter_still_waits_if_it_lowers_it_without(
+    world: World,
+) -> None:
+    # 2-2-2 with one in us-east-1c crashed: 2-2-1 up of 6 voters (quorum 4) survives no AZ loss, and 3-2-1
+    # up of 7 none either; but 3-2-1 once the Down one is removed survives none where 2-2-1 survives one:
+    # the third in us-east-1a waits for the one launching in c (2-2-2 up of 7 survives one, now and after)
+    crashed = _managers(world, A, B, C, A, B, C)[5]
+    world.swarm.crash(crashed)
+    world.clock.advance(30)  # shown Down, still a voter
+    third_a = world.launch(Role.MANAGER, A)
+    second_c = world.launch(Role.MANAGER, C)
+    assert world.service.handle(third_a) == _waits(
+        third_a.instance_id, A, second_c.instance_id, "launching", C
+    )
+
+
+def test_a_replacement_beside_two_down_voters_joins_at_once_when_it_lowers_neither(world: World) -> None:
+    # 2-2-3 with two in us-east-1c crashed, one of them being removed: 2-2-1 up of 7 voters (quorum 4)
+    # survives no AZ loss and 2-2-2 up of 8 none either; without the Down ones 2-2-1 and 2-2-2 both survive
+    # one: the replacement joins now rather than after the removal
+    ids = _managers(world, A, B, C, A, B, C, C)
+    for crashed in ids[5:]:
+        world.swarm.crash(crashed)
+    world.clock.advance(30)  # both shown Down, still voters
+    world.fleet.terminate(ids[6], decrement=False)
+    replacement = world.launch(Role.MANAGER, C)
+    assert world.service.handle(replacement) == _joined(world, replacement.instance_id, Role.MANAGER, C)
+
+
+def test_an_unreachable_voter_still_shown_ready_counts_as_down_and_its_removal_as_a_down_ones(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2-2-3, the one leaving in us-east-1c unreachable (its Status not Down yet): 2-2-2 up of 7 voters
+    # survives an AZ loss, 3-2-2 up of 8 none, 3-2-2 of 7 once it is removed one: the replacement in a waits
+    old = _managers(world, A, B, C, A, B, C, C)[6]
+    world.swarm.crash(old)
+    world.clock.advance(30)
+    node = world.swarm.node_id_of(old)
+    monkeypatch.setattr(
+        world.swarm,
+        "members",
+        members_seen_as(world.swarm.members, lambda: {node}, ready=True),  # type: ignore[arg-type]
+    )
+    world.fleet.terminate(old, decrement=False)
+    replacement = world.launch(Role.MANAGER, A)
+    assert world.service.handle(replacement) == _waits(replacement.instance_id, A, old, "leaving", C)
+
+
 def test_a_leaving_manager_is_counted_out_of_the_az_its_label_names(world: World) -> None:
     """The managers are counted by their az label; the one leaving is taken out of the same AZ, even if
     EC2 now describes its instance in another."""

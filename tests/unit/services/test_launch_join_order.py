@@ -135,3 +135,57 @@ def test_a_replacement_never_waits_for_a_removal_that_waits_for_it() -> None:
     replacement = w.launch(Role.MANAGER, A)
     assert w.service.handle(replacement).outcome is Outcome.JOINED
     assert _layout(w) == Counter({A: 2, B: 1, C: 1})
+
+
+def _voters(world: World) -> int:
+    return sum(1 for m in world.swarm.members() if m.role is Role.MANAGER or m.in_raft)
+
+
+def test_a_replacement_waits_for_the_crashed_leader_it_replaces_while_that_one_still_votes() -> None:
+    # found by chaos seed 500 timeline 383 (docs/known-failing/chaos-500-383.yaml): 2-2-3, the leader in
+    # us-east-1c crashed and its group replaced it; the old leader's removal was throttled and retried, so
+    # the replacement joined while the crashed one was still a Down voter: 2-2-3 healthy of 8 voters
+    # (quorum 5) survives no AZ loss, where 2-2-2 healthy of 7 survived one
+    world = make_world()
+    for az in (C, A, B, C, A, B, C):  # 2-2-3, the first manager (the leader) in us-east-1c
+        assert world.service.handle(world.launch(Role.MANAGER, az)).result is LifecycleResult.CONTINUE
+    assert _layout(world) == Counter({A: 2, B: 2, C: 3})
+    leader = world.swarm.leader()
+    assert leader is not None and world.fleet.by_id[leader].az == C
+    world.swarm.crash(leader)
+    world.clock.advance(30)  # a new leader, and the crashed one shown Down (still a voter)
+    assert world.swarm.has_leader() and world.swarm.leader() != leader
+    assert _layout(world) == Counter({A: 2, B: 2, C: 2}) and _voters(world) == 7
+    world.fleet.terminate(leader, decrement=False)  # Terminating:Wait: the guard's hook is removing it
+    replacement = world.launch(Role.MANAGER, C)
+
+    deferred = world.service.handle(replacement)
+
+    assert deferred.outcome is Outcome.PENDING and deferred.error == "JoinOrder"
+    assert f"{leader} leaving in {C} goes first" in deferred.reason
+    assert replacement.instance_id not in {iid for iid, _ in world.handoff.offered}  # no token handed out
+    assert _layout(world) == Counter({A: 2, B: 2, C: 2}) and _voters(world) == 7
+
+    node = world.swarm.node_id_of(leader)  # the guard's work: demote the Down voter, remove it
+    assert node is not None
+    world.swarm.demote(node)
+    world.swarm.remove(node)
+    world.gone(leader)
+    (joined,) = world.service.finish_pending()  # the reconciler's pass
+
+    assert joined.outcome is Outcome.JOINED and joined.instance_id == replacement.instance_id
+    assert _layout(world) == Counter({A: 2, B: 2, C: 3}) and _voters(world) == 7
+
+
+def test_a_replacement_joins_beside_a_down_voter_when_that_does_not_lower_the_tolerance(
+    world: World,
+) -> None:
+    # 2-2-1 with the one in us-east-1c crashed and replaced: 2-2-0 of 5 survives no AZ loss, 2-2-1 of 6
+    # (one Down) survives none either; the replacement joins at once, whatever the old one's removal does
+    old = _manager_in(world, C)
+    world.swarm.crash(old)
+    world.clock.advance(30)
+    world.fleet.terminate(old, decrement=False)
+    replacement = world.launch(Role.MANAGER, C)
+    assert world.service.handle(replacement).outcome is Outcome.JOINED
+    assert _layout(world) == Counter({A: 2, B: 2, C: 1}) and _voters(world) == 6

@@ -40,11 +40,11 @@ def _counts(layout: Mapping[str, int]) -> tuple[int, ...]:
 
 
 @lru_cache(maxsize=4096)
-def _tolerated(counts: tuple[int, ...]) -> int:
+def _tolerated(counts: tuple[int, ...], down: int = 0) -> int:
     total = sum(counts)
     if total == 0:
         return 0
-    budget = fault_tolerance(total)
+    budget = fault_tolerance(total + down) - down  # the down voters are lost already
     lost = 0
     k = 0
     for c in counts[: len(counts) - 1]:  # never more than all-but-one AZ
@@ -77,12 +77,16 @@ def _survivals(counts: tuple[int, ...]) -> tuple[Fraction, ...]:
     return tuple(Fraction(sum(ways[k]), comb(m, k)) for k in range(1, m))
 
 
-def zone_failures_tolerated(layout: Mapping[str, int]) -> int:
+def zone_failures_tolerated(layout: Mapping[str, int], *, down: int = 0) -> int:
     """Worst case: the largest k such that losing ANY k AZs leaves a majority of all managers.
 
+    ``down``: voters besides ``layout`` that are not up (a crashed manager not yet removed): they count in
+    Raft's N until they are removed and keep no quorum, so the AZs lost may hold ``down`` fewer managers.
     Capped at ``len(layout) - 1`` (losing every AZ is never survivable); 0 without managers.
     """
-    return _tolerated(_counts(layout))
+    if down < 0:
+        raise ValueError(f"a count of down voters cannot be negative, got {down}")
+    return _tolerated(_counts(layout), down)
 
 
 def survival_fractions(layout: Mapping[str, int]) -> dict[int, float]:

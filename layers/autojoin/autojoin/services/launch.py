@@ -440,24 +440,42 @@ class LaunchService:
           allows now, without this join, and after which this join would not lower it (a replaced
           manager: 3-2-2 with the replacement joined before the old one left stands 4-2-2).
 
+        "Lower" is judged twice: with every voter in Raft's N, a Down one too (a crashed manager whose
+        removal has not run yet: a replacement joined beside it stands 2-2-3 plus a Down voter of 8, which
+        survives no AZ loss where 2-2-2 plus it survived one), and once the Down voters are removed (the
+        layout of the managers that are up). A join lowering either waits for a change that lowers neither.
+
         Never held back for a change that is not coming (a removal that waits for this very join, say),
         so no join waits for nothing. Costs no AWS call unless this join would lower the tolerance."""
         if role is not Role.MANAGER or not group.zones:
             return None
         layout = dict.fromkeys(group.zones, 0)
+        down = 0  # voters not up (a crashed manager not removed yet): in Raft's N, but keep no quorum
         for m in members:
+            if not (m.role is Role.MANAGER or m.in_raft):
+                continue
             az = m.labels.get("az")
-            if (m.role is Role.MANAGER or m.in_raft) and m.ready and m.reachable and az in layout:
+            if not (m.ready and m.reachable):
+                down += 1
+            elif az in layout:
                 layout[az] += 1
 
-        def tolerance(add: str, drop: str | None = None) -> int:
+        def tolerance(add: str, drop: Member | None = None, drop_az: str = "") -> tuple[int, int]:
+            """AZ losses survived with the Down voters (Raft's N now) and once they are removed."""
             after = {**layout, add: layout.get(add, 0) + 1}
-            if drop is not None:
-                after[drop] = max(after.get(drop, 0) - 1, 0)
-            return zone_failures_tolerated(after)
+            gone = down
+            if drop is not None and drop.ready and drop.reachable:
+                after[drop_az] = max(after.get(drop_az, 0) - 1, 0)
+            elif drop is not None:  # a Down voter leaving (counted in ``down``)
+                gone = down - 1
+            return zone_failures_tolerated(after, down=gone), zone_failures_tolerated(after)
 
-        now = zone_failures_tolerated(layout)
-        if tolerance(instance.az) >= now:
+        now = (zone_failures_tolerated(layout, down=down), zone_failures_tolerated(layout))
+
+        def keeps(t: tuple[int, int]) -> bool:
+            return t[0] >= now[0] and t[1] >= now[1]
+
+        if keeps(tolerance(instance.az)):
             return None
         by_instance = {(m.instance_id or m.labels.get("instance-id")): m for m in members}
         view: ClusterView | None = None
@@ -465,13 +483,13 @@ class LaunchService:
             if other.instance_id == instance.instance_id or other.gone:
                 continue
             if other.lifecycle_state == PENDING_WAIT and other.instance_id not in by_instance:
-                if tolerance(other.az) >= now:
+                if keeps(tolerance(other.az)):
                     return other
             elif other.lifecycle_state == "Terminating:Wait" and other.instance_id in by_instance:
                 leaving = by_instance[other.instance_id]
                 if not (leaving.role is Role.MANAGER or leaving.in_raft):
                     continue
-                if tolerance(instance.az, drop=leaving.labels.get("az", other.az)) < now:
+                if not keeps(tolerance(instance.az, leaving, leaving.labels.get("az", other.az))):
                     continue
                 if view is None:
                     view = view_of(self.config.cluster, members, group.zones, self.clock.now())
