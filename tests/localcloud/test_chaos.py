@@ -90,7 +90,7 @@ def test_a_step_aws_refused_is_skipped_and_autojoin_s_problems_are_not() -> None
 
 
 def test_an_outage_striking_a_scale_in_through_four_voters_is_unsurvivable_not_failed(tmp_path: Path) -> None:
-    # seed 502, timeline 4 (docs/known-failing/chaos-502-4.yaml until this rule): a 7 -> 3 scale-in at 2-2-1
+    # seed 502, timeline 4 (a failure until this rule): a 7 -> 3 scale-in at 2-2-1
     # removes a us-east-1b manager; us-east-1a's outage strikes the 4 voters in the same second
     plan = FaultPlan(throttle=0.2, duplicate=0.5)
     (outcome,) = chaos.run(1, 502, plan, template=TEMPLATE, first=4, save_dir=tmp_path)
@@ -132,3 +132,13 @@ def test_a_problem_before_the_blow_still_fails_the_timeline() -> None:
         before = SimpleNamespace(**{**vars(after), **earlier})
         assert chaos.unsurvivable_of(before) == [], earlier
     assert chaos.unsurvivable_of(SimpleNamespace(**{**vars(after), "unsurvivable": []})) == []
+
+
+def test_the_target_run_s_timeline_383_holds_every_invariant() -> None:
+    # seed 500, timeline 383 of the README's target run: the leader (us-east-1c, 2-2-3) crashes; the terminate
+    # hook's first run is throttled, so its replacement launches beside a Down voter still in Raft's N. It
+    # joined at once (2-2-3 + 1 Down of 8 survives no AZ loss); it now waits for the removal (launch.py)
+    (outcome,) = chaos.run(1, 500, FaultPlan(throttle=0.2, duplicate=0.5), template=TEMPLATE, first=383)
+    assert [s["action"] for s in outcome.document["steps"]][4] == "crash"
+    assert outcome.faults.get("ThrottlingException"), "the throttled lease write is what opened the window"
+    assert outcome.passed, outcome.problems

@@ -142,7 +142,7 @@ def _voters(world: World) -> int:
 
 
 def test_a_replacement_waits_for_the_crashed_leader_it_replaces_while_that_one_still_votes() -> None:
-    # found by chaos seed 500 timeline 383 (docs/known-failing/chaos-500-383.yaml): 2-2-3, the leader in
+    # found by chaos seed 500 timeline 383 (tests/localcloud/test_chaos.py runs it): 2-2-3, the leader in
     # us-east-1c crashed and its group replaced it; the old leader's removal was throttled and retried, so
     # the replacement joined while the crashed one was still a Down voter: 2-2-3 healthy of 8 voters
     # (quorum 5) survives no AZ loss, where 2-2-2 healthy of 7 survived one
