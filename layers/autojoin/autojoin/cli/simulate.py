@@ -50,7 +50,13 @@ def simulate_command(  # noqa: PLR0917 - one option each, as typer wants
     ] = False,
     chaos: Annotated[
         str | None,
-        typer.Option("--chaos", metavar="N", help="Run N generated timelines instead (seeded by --seed)."),
+        typer.Option(
+            "--chaos",
+            metavar="N",
+            help="Run N generated timelines instead (seeded by --seed). One lost to a blow no quorum "
+            "guard survives (an AZ lost as a scale-in passes through 4 voters) is listed as unsurvivable, "
+            "not failed.",
+        ),
     ] = None,
     save: Annotated[
         str | None, typer.Option("--save", metavar="DIR", help="--chaos: write each failing timeline here.")
