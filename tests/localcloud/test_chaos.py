@@ -103,6 +103,10 @@ def test_an_outage_striking_a_scale_in_through_four_voters_is_unsurvivable_not_f
     assert "step None: has_leader: expected True, got False" in outcome.problems  # still listed
     saved = (tmp_path / "chaos-502-4.yaml").read_text()
     assert saved.startswith("# UNSURVIVABLE step 4: az outage us-east-1a struck 4 voters")
+    # the saved file on its own: its expectations fail (exit 1), and the blow is named
+    alone = cli.invoke(app, ["simulate", str(tmp_path / "chaos-502-4.yaml"), "--template", str(TEMPLATE)])
+    assert alone.exit_code == 1, alone.output
+    assert "! unsurvivable blow at step 4: az outage us-east-1a struck 4 voters" in alone.output
     # from the command line: timelines 0-4 of seed 502, the last one unsurvivable; the run exits 0
     args = ["simulate", "--chaos", "5", "--seed", "502", "--throttle", "0.2", "--duplicate", "0.5"]
     result = cli.invoke(app, [*args, "--jobs", "2", "--template", str(TEMPLATE)])
