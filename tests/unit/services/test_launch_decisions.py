@@ -360,6 +360,20 @@ def test_a_replacement_beside_two_down_voters_joins_at_once_when_it_lowers_neith
     assert world.service.handle(replacement) == _joined(world, replacement.instance_id, Role.MANAGER, C)
 
 
+def test_every_down_voter_counts_in_rafts_n_not_only_one(world: World) -> None:
+    # 4-3-3 with two in us-east-1a crashed: 2-3-3 up of 10 voters (quorum 6) survives no AZ loss, and 2-4-3
+    # up of 11 none either; without the Down ones 2-3-3 and 2-4-3 both survive one: the fourth in
+    # us-east-1b joins now. Counted as one Down voter, 2-3-3 of 9 (quorum 5) would survive one and 2-4-3 of
+    # 10 none, and the join would wait for the launch in a.
+    ids = _managers(world, A, B, C, A, B, C, B, C, A, A)
+    for crashed in ids[8:]:
+        world.swarm.crash(crashed)
+    world.clock.advance(30)  # both shown Down, still voters
+    fourth_b = world.launch(Role.MANAGER, B)
+    world.launch(Role.MANAGER, A)  # a replacement launching in a, whose join would lower neither
+    assert world.service.handle(fourth_b) == _joined(world, fourth_b.instance_id, Role.MANAGER, B)
+
+
 def test_an_unreachable_voter_still_shown_ready_counts_as_down_and_its_removal_as_a_down_ones(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
