@@ -146,3 +146,13 @@ def test_the_target_run_s_timeline_383_holds_every_invariant() -> None:
     assert [s["action"] for s in outcome.document["steps"]][4] == "crash"
     assert outcome.faults.get("ThrottlingException"), "the throttled lease write is what opened the window"
     assert outcome.passed, outcome.problems
+
+
+def test_a_manager_whose_launch_died_after_its_join_is_completed_not_abandoned() -> None:
+    # seed 7, timeline 22 of `--chaos 30 --seed 7 --lose 0.2 --kill 0.05`: 3 managers scaled to 7.
+    # OnLaunchFunction dies after a manager joined, before CompleteLifecycleAction; Lambda's retries find
+    # its idempotency record in progress. The reconciler now completes it; before, its hook timed out
+    # (ABANDON) and the layout went from 2-1-2 to 1-2-3 (az-tolerance)
+    (outcome,) = chaos.run(1, 7, FaultPlan(kill=0.05, lose=0.2), template=TEMPLATE, first=22)
+    assert outcome.faults.get("kill") and outcome.faults.get("lost"), outcome.faults
+    assert outcome.passed, outcome.problems

@@ -21,9 +21,9 @@ runner = CliRunner()
 STATE_WRITES = {"PutItem", "DeleteItem", "UpdateItem"}
 
 
-def run(name: str) -> dict[str, Any]:
+def run(name: str, *flags: str) -> dict[str, Any]:
     result = runner.invoke(
-        app, ["simulate", str(REPO / "scenarios" / f"{name}.yaml"), "--template", TEMPLATE, "--json"]
+        app, ["simulate", str(REPO / "scenarios" / f"{name}.yaml"), "--template", TEMPLATE, "--json", *flags]
     )
     assert result.exit_code == 0, (result.stderr, result.stdout[-3000:])
     doc: dict[str, Any] = json.loads(result.stdout)
@@ -79,6 +79,32 @@ def test_a_launch_whose_event_was_lost_still_joins() -> None:
     assert changes["CompleteLifecycleAction"] == 1
     assert all("OnLaunchFunction" not in step["functions"] for step in doc["steps"])
     assert doc["final"]["lifecycle"] == {"CONTINUE": 1, "ABANDON": 0}
+
+
+LOST_AND_KILLED = ("--lose", "0.2", "--kill", "0.05")
+
+
+def test_a_lost_launch_outlives_a_killed_reconciler_run() -> None:
+    # fault seed 21: the run at 5 min records the lost launch, the run at 10 min dies before it reads its
+    # record. The record's heartbeat keeps the hook alive past 15 min, so the run at 15 min finishes it
+    # (before, the hook timed out at 15 min: ABANDON)
+    doc = run("reconcile-lost-launch-event-still-joins", *LOST_AND_KILLED, "--fault-seed", "21")
+    assert doc["faults"] == ["kill ReconcileFunction before call 6 (dynamodb.GetItem)"]
+    changes = reconciler_changes(doc)
+    assert (changes["RecordLifecycleActionHeartbeat"], changes["CompleteLifecycleAction"]) == (1, 1)
+    assert doc["final"]["lifecycle"] == {"CONTINUE": 1, "ABANDON": 0}
+
+
+def test_a_launch_whose_handler_died_after_the_join_is_completed_by_the_reconciler() -> None:
+    # fault seed 16: us-east-1c's last recovery (14 min) launches a worker; OnLaunchFunction dies after
+    # the node joined, before it completed, and Lambda's two retries find the idempotency record in
+    # progress. The reconciler records the member still in Pending:Wait and completes it (before, it only
+    # relabelled it; the hook timed out at 29 min: ABANDON, a healthy worker terminated)
+    doc = run("reconcile-flapping-az-no-churn", *LOST_AND_KILLED, "--fault-seed", "16")
+    assert "kill OnLaunchFunction before call 8 (dynamodb.DeleteItem)" in doc["faults"]
+    changes = reconciler_changes(doc)
+    assert (changes["RecordLifecycleActionHeartbeat"], changes["CompleteLifecycleAction"]) == (2, 2)
+    assert doc["final"]["lifecycle"] == {"CONTINUE": 15, "ABANDON": 0}
 
 
 def test_replay_of_the_schedule_with_and_without_the_dry_run_flag(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from tests.unit.services.reconcile_world import A, B, C, World, make_world
 
-from autojoin.domain.model import LifecycleAction, LifecycleKind, Role
+from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
 from autojoin.domain.rebalance import Decision, ReconcileRecord, StepKind
-from autojoin.ports import Member
+from autojoin.ports import CompletionOutcome, Member
 from autojoin.services.reconcile import ReconcileReport
 from autojoin.services.removal import DeadNode
 
@@ -312,6 +312,66 @@ def test_a_dry_run_records_no_lost_launch(balanced: World) -> None:
     line = f"would record {iid} (worker, no join under way) as pending"
     assert report.to_dict() == whole(report, dry_run=True, actions=[line])
     assert log(balanced) == [said(balanced, "lost-launch", line, dry_run=True)]
+    assert balanced.state.pending("demo") == []
+    assert balanced.fleet.heartbeats == []  # a dry run keeps no hook alive either
+
+
+def test_a_recorded_launch_is_kept_alive_and_one_finished_meanwhile_is_not_recorded(balanced: World) -> None:
+    alive, finished = balanced.start(Role.WORKER, A), balanced.start(Role.WORKER, B)
+    balanced.fleet.open_actions.discard(finished)  # its action ended after the groups were read
+    report = balanced.service().run()
+    line = f"record {alive} (worker, no join under way) as pending"
+    assert report.to_dict() == whole(report, pending_joins=1, actions=[line])
+    assert balanced.fleet.heartbeats == [alive, finished]
+    assert [a.instance_id for a, _ in balanced.state.pending("demo")] == [alive]
+    assert log(balanced) == [said(balanced, "lost-launch", line)]
+
+
+class _Killed(BaseException):
+    """The launch function's container died (what the local cloud's fault plan raises)."""
+
+
+def test_a_launch_whose_handler_died_after_the_join_is_recorded_then_completed(
+    balanced: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OnLaunchFunction joined and labelled the node, then died before CompleteLifecycleAction; Lambda's
+    # retries found its idempotency record in progress. The node is a member, its action still open.
+    iid = balanced.start(Role.WORKER, C)
+
+    def killed(action: LifecycleAction, result: LifecycleResult) -> None:
+        raise _Killed
+
+    monkeypatch.setattr(balanced.fleet, "complete", killed)
+    with pytest.raises(_Killed):
+        balanced.launch.handle(balanced.action(iid))
+    monkeypatch.undo()
+    assert balanced.swarm.node_id_of(iid) is not None
+    assert balanced.fleet.by_id[iid].lifecycle_state == "Pending:Wait"
+
+    report = balanced.service().run()
+    line = f"record {iid} (worker, joined, its launch action still open) as pending"
+    assert report.to_dict() == whole(report, pending_joins=1, actions=[line])
+    assert balanced.fleet.heartbeats == [iid]
+    assert balanced.state.waiting["demo"] == {
+        iid: (
+            LifecycleAction(
+                kind=LifecycleKind.LAUNCHING,
+                group="wrk",
+                instance_id=iid,
+                hook="autojoin-launch",
+                event_id=f"reconcile:{iid}",
+            ),
+            Role.WORKER,
+        )
+    }
+    assert log(balanced) == [said(balanced, "lost-launch", line)]
+
+    balanced.clock.advance(300)
+    done = balanced.service().run()
+    finished = f"pending {iid}: already_member (already a member with the right role)"
+    assert done.to_dict() == whole(done, actions=[finished], joined=[d.to_dict() for d in done.joined])
+    assert balanced.fleet.completions[-1] == (iid, LifecycleResult.CONTINUE, CompletionOutcome.COMPLETED)
+    assert balanced.fleet.by_id[iid].lifecycle_state == "InService"
     assert balanced.state.pending("demo") == []
 
 

@@ -9,11 +9,12 @@ One run:
 2. Zone health with hysteresis (domain/rebalance.py): impaired AZs get no managers, and no
    quorum-changing step runs while an AZ is impaired or settling.
 3. Housekeeping, none of it quorum-changing: finish pending joins through LaunchService's own pending path;
-   a launch still in Pending:Wait that nobody recorded (its event was lost) is recorded as pending and
-   finished by the next run (so a join in progress is never done twice); an InService instance outside
-   the swarm is reported, not joined (tickets only go to launching instances); dead nodes (Down, their
-   instance gone) go to the guard's removal (``remove_dead``); scale-in protection and node labels that
-   drifted are set back.
+   a launch still in Pending:Wait that nobody recorded (its event was lost, or its handler died after the
+   node joined and Lambda's retries found the idempotency record still in progress) is recorded as pending,
+   its hook kept alive (a heartbeat), and finished by a later run (so a join in progress is never done
+   twice); an InService instance outside the swarm is reported, not joined (tickets only go to launching
+   instances); dead nodes (Down, their instance gone) go to the guard's removal (``remove_dead``);
+   scale-in protection and node labels that drifted are set back.
 4. At most one quorum-changing rebalance step (domain/rebalance.py ``next_step``) under the cluster lease.
 
 Dry-run decides and reports everything and changes nothing in the cluster or its groups: it still writes
@@ -251,7 +252,8 @@ class ReconcileService:
             if g.role is None:
                 continue
             for inst in by_group[g.name]:
-                if inst.instance_id in member_ids | known:
+                joined_open = inst.instance_id in member_ids and inst.lifecycle_state == "Pending:Wait"
+                if inst.instance_id in known or (inst.instance_id in member_ids and not joined_open):
                     continue
                 if inst.lifecycle_state == "InService":
                     # tickets only ever go to an instance its group is launching (services/launch.py):
@@ -280,10 +282,14 @@ class ReconcileService:
                     event_id=f"reconcile:{inst.instance_id}",
                 )
                 if not dry:
+                    # kept alive like LaunchService's own pending path: the runs until the hook would time
+                    # out all get to finish it, not only the next one (a failed run would otherwise lose it)
                     self.state.add_pending(cfg.cluster, action, g.role)
-                did(
-                    "lost-launch", f"record {inst.instance_id} ({g.role.value}, no join under way) as pending"
-                )
+                    if not self.fleet.heartbeat(action):  # finished meanwhile: nothing left to do
+                        self.state.remove_pending(cfg.cluster, inst.instance_id)
+                        continue
+                why = "joined, its launch action still open" if joined_open else "no join under way"
+                did("lost-launch", f"record {inst.instance_id} ({g.role.value}, {why}) as pending")
         self._drift(view, members, groups, by_group, did)
 
         # --- one quorum-changing step ---------------------------------------------------------------
