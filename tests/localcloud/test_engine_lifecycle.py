@@ -19,7 +19,7 @@ from tests.localcloud.fixtures.engine_kit import (
     wire_lifecycle,
 )
 
-from autojoin.localcloud import LocalCloudError
+from autojoin.localcloud import LocalCloud, LocalCloudError, Stack
 from autojoin.localcloud.asg import HookSpec
 
 
@@ -235,7 +235,7 @@ def test_global_timeout_is_capped_at_48_hours() -> None:
         assert cloud.lifecycle_results[0].at == cloud.start + timedelta(hours=48)
 
 
-def _running_manager(cloud, stack):  # type: ignore[no-untyped-def]
+def _running_manager(cloud: LocalCloud, stack: Stack) -> tuple[str, Recorder, Recorder]:
     handlers = wire_lifecycle(cloud)
     terminations = Recorder()
     cloud.register_handler("OnTerminateFunction", terminations)

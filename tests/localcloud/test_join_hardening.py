@@ -55,14 +55,12 @@ def test_a_rotation_whose_put_fails_does_not_strand_the_joins_after_it(
     monkeypatch.setattr(agent, "PUT_RETRY_DELAYS", (0.0, 0.0, 0.0))
     failures = {"left": 2}
 
-    def flaky_pending_put(params: dict[str, Any], **_: Any) -> None:
-        if params.get("VersionStages") == ["AWSPENDING"] and failures["left"]:
+    def flaky_pending_put(**kw: Any) -> None:  # botocore passes every event argument by keyword
+        if kw["params"].get("VersionStages") == ["AWSPENDING"] and failures["left"]:
             failures["left"] -= 1
             raise ClientError({"Error": {"Code": "InternalServiceError", "Message": "x"}}, "PutSecretValue")
 
-    lc.session._session.register(  # type: ignore[attr-defined]
-        "provide-client-params.secrets-manager.PutSecretValue", flaky_pending_put
-    )
+    lc.session._session.register("provide-client-params.secrets-manager.PutSecretValue", flaky_pending_put)
     lc.rotate_secret("WorkerTokenSecret")  # the swarm rotates, the node's first puts fail
     assert failures["left"] == 0
     lc.set_desired(lc.stack.worker_group, 4)

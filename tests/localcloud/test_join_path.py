@@ -58,11 +58,11 @@ def cloud() -> Iterator[tuple[LocalCloud, Capture]]:
                 )
             )
 
-        lc.session._session.register("provide-client-params", raw)  # type: ignore[attr-defined]
+        lc.session._session.register("provide-client-params", raw)
         for fn in ("OnLaunchFunction", "RotateTokensFunction"):
             lc.register_handler(fn, _capturing(lc._handler(fn), cap))
         yield lc, cap
-    logger.removeHandler(handler)
+    logging.getLogger(logger.name).removeHandler(handler)  # the std logger powertools wraps
     logger.setLevel("INFO")
 
 

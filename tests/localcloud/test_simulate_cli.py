@@ -197,10 +197,11 @@ def test_the_checker_catches_a_handler_that_leaks_a_token_and_completes_twice(
     """A deliberately bad OnLaunchFunction stands in for the real one: the invariants must catch it."""
     from autojoin.scenario import runner as runner_module
     from autojoin.scenario.model import load_scenario
+    from autojoin.scenario.world import World  # the runner's own name for it is patched below
 
     leaked = "SWMTKN-1-" + "a" * 50 + "-" + "b" * 25
 
-    class BadWorld(runner_module.World):
+    class BadWorld(World):
         def __enter__(self) -> Any:
             world = super().__enter__()
             client = world.cloud.session.client("autoscaling")

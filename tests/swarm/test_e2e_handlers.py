@@ -15,6 +15,7 @@ import pytest
 from autojoin.domain.model import Role
 from autojoin.lab import Lab
 from autojoin.lab.e2e import E2E, e2e_cloud
+from autojoin.ports import Member
 
 from .swarm_support import eventually
 
@@ -29,7 +30,7 @@ def e2e(lab: Lab) -> Iterator[E2E]:
         yield kit
 
 
-def _members(kit: E2E) -> list:  # type: ignore[type-arg]
+def _members(kit: E2E) -> list[Member]:
     return list(kit.orchestrator.members())
 
 

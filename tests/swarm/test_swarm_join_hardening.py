@@ -246,7 +246,7 @@ def captured_logs() -> Iterator[io.StringIO]:
     finally:
         root.removeHandler(handler)
         root.setLevel(saved)
-        logger.removeHandler(handler)
+        logging.getLogger(logger.name).removeHandler(handler)  # the std logger powertools wraps
         logger.setLevel("INFO")
 
 
@@ -304,7 +304,7 @@ def test_no_token_on_any_command_line_or_surface_through_ssm_agent_and_services(
 def aws_faults(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Make the next N calls of an AWS operation fail (``faults["PutSecretValue"] = 9``), whoever calls it."""
     faults: dict[str, int] = {}
-    real = botocore.client.BaseClient._make_api_call
+    real = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]  # private: not in the stubs
 
     def failing(self: Any, operation: str, params: dict[str, Any]) -> Any:
         if faults.get(operation):

@@ -128,7 +128,12 @@ def test_worker_leaves_and_is_removed_once_down(alpha: Cluster) -> None:
     node_id = by_instance(list(alpha.orch.members()))[worker.instance_id].node_id
     alpha.orch.leave(worker.instance_id)
     alpha.orch.leave(worker.instance_id)  # in no swarm any more: nothing to do
-    eventually(lambda: alpha.orch.remove(node_id) or True, what="node rm after leave")
+
+    def removed() -> bool:  # refused (raises) while Swarm still sees the node up
+        alpha.orch.remove(node_id)
+        return True
+
+    eventually(removed, what="node rm after leave")
     assert worker.instance_id not in by_instance(list(alpha.orch.members()))
     alpha.orch.remove(node_id)  # already gone: done
 
@@ -141,7 +146,12 @@ def test_graceful_manager_removal_demote_leave_remove(alpha: Cluster) -> None:
     alpha.managers.remove(extra)
     assert by_instance(list(alpha.orch.members()))[extra.instance_id].role is Role.WORKER
     alpha.orch.leave(extra.instance_id)
-    eventually(lambda: alpha.orch.remove(node_id) or True, what="node rm of the demoted manager")
+
+    def removed() -> bool:  # refused (raises) while Swarm still sees the node up
+        alpha.orch.remove(node_id)
+        return True
+
+    eventually(removed, what="node rm of the demoted manager")
     members = list(alpha.orch.members())
     assert extra.instance_id not in by_instance(members)
     assert sum(m.role is Role.MANAGER for m in members) == 3

@@ -5,14 +5,14 @@ from __future__ import annotations
 import boto3
 from tests.fakes import FakeFleet, FakeState
 
-from autojoin.bootstrap import build_deps
+from autojoin.bootstrap import Deps, build_deps
 from autojoin.domain.model import ClusterView, Node, Role
 from autojoin.settings import Settings
 
 ZONES = ("a", "b", "c")
 
 
-def deps_with(fleet: FakeFleet, state: FakeState):  # type: ignore[no-untyped-def]
+def deps_with(fleet: FakeFleet, state: FakeState) -> Deps:
     settings = Settings(cluster="demo", state_table="t", region="us-east-1")
     deps = build_deps(
         settings,

@@ -69,6 +69,7 @@ class Env:
     handoff: FakeHandOff
     swarm: SimSwarm
     logs: io.StringIO
+    clock: SimClock  # the one deps and the swarm run on
     n: int = 0
 
     def event(self, role: Role, az: str, **detail: str) -> dict[str, Any]:
@@ -149,8 +150,8 @@ def env(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> I
         # the fleet, vault and hand-off are fakes here (the local-cloud suite runs the boto3 ones)
         deps.__dict__.update(fleet=fleet, vault=vault, handoff=handoff)
         assert isinstance(deps.state, DynamoStateStore)
-        yield Env(deps, fleet, vault, handoff, swarm, buffer)
-    logger.removeHandler(capture)
+        yield Env(deps, fleet, vault, handoff, swarm, buffer, clock)
+    logging.getLogger(logger.name).removeHandler(capture)  # the std logger powertools wraps
     logger.setLevel("INFO")
 
 
@@ -789,7 +790,7 @@ def test_the_guard_pass_logs_and_counts_each_dead_node_removed_or_kept(
     env.fleet.set_desired("demo-manager", 3)
     node_of = {m.instance_id: m.node_id for m in env.swarm.members()}
     _gone(env, worker)
-    env.deps.clock.advance(60)
+    env.clock.advance(60)
     report, logs, metrics = _guard_pass(env, capfd)
     steps = "demotion-effective leave-skipped-unreachable rm"  # a worker is never demoted
     assert report["dead"] == [
@@ -821,7 +822,7 @@ def test_the_guard_pass_logs_and_counts_each_dead_node_removed_or_kept(
 
     monkeypatch.setattr(env.swarm, "remove", refuse)
     _gone(env, managers[2])
-    env.deps.clock.advance(60)
+    env.clock.advance(60)
     report, logs, metrics = _guard_pass(env, capfd)
     reason = "not removed yet: docker node rm failed (exit 1)"
     assert [(d["instance_id"], d["removed"], d["reason"]) for d in report["dead"]] == [
@@ -897,7 +898,7 @@ def test_the_reconcile_handler_warns_at_a_zero_margin_and_names_no_leader_az_it_
     env.fleet.set_desired("demo-manager", 3)
     reconcile = load_handler("reconcile")
     env.swarm.crash(managers[2])
-    env.deps.clock.advance(60)
+    env.clock.advance(60)
 
     def run(event: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
         capfd.readouterr()

@@ -7,6 +7,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from botocore.client import BaseClient
 
 from autojoin import observability
 from autojoin.observability import LazyTracer, _OnDemandClient, _xray_sampling_client_on_demand
@@ -40,11 +41,16 @@ def test_module_tracer_is_lazy() -> None:
 
 def test_xray_client_is_made_on_first_use_and_others_at_once() -> None:
     session = botocore.session.get_session()
-    args = {"region_name": "us-east-1", "aws_access_key_id": "x", "aws_secret_access_key": "x"}
     original = botocore.session.Session.create_client
+
+    def create(service: str) -> BaseClient:
+        return session.create_client(
+            service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
+
     with _xray_sampling_client_on_demand():
-        xray = session.create_client("xray", **args)
-        sts = session.create_client("sts", **args)
+        xray = create("xray")
+        sts = create("sts")
     assert botocore.session.Session.create_client is original
     assert isinstance(xray, _OnDemandClient)
     assert xray._client is None

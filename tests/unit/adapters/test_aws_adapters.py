@@ -401,7 +401,7 @@ def test_fleet_read_cluster_agrees_with_the_per_group_reads_and_sees_a_machine_g
     [wrk] = fleet.instances("wrk")
     # EC2 already shutting the machine down while its group still lists it InService (moto's own
     # TerminateInstances would take it out of the group at once, so the state is set in moto's EC2)
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.ec2.models import ec2_backends
 
     ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_instance(wrk.instance_id)._state.name = "shutting-down"

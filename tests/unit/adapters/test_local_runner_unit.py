@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 import pytest
 
-from autojoin.adapters.local import runner as runner_module
 from autojoin.adapters.local.runner import LocalNode, LocalSocketRunner, default_docker_cli
 from autojoin.errors import Unreachable
+from autojoin.node import agent  # the module the runner calls in-process
 
 NODE = LocalNode(
     "i-lab000000000001", "unix:///tmp/x/n1/docker.sock", "10.200.0.11", "AROALAB:i-lab000000000001"
@@ -50,13 +52,15 @@ def test_a_docker_command_that_hangs_is_unreachable(cli: str) -> None:
 
 def test_the_agent_runs_in_process_with_the_nodes_identity(cli: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, object] = {}
-    real_main = runner_module.agent.main
+    real_main = agent.main
 
-    def spy(argv: list[str], env: dict[str, str], session: object = None, **kw: object) -> int:
+    def spy(
+        argv: Sequence[str], env: Mapping[str, str], session: Any = None, *, out: TextIO | None = None
+    ) -> int:
         seen.update(argv=argv, env=dict(env), session=session)
-        return real_main(argv, env, session, **kw)  # type: ignore[arg-type]
+        return real_main(argv, env, session, out=out)
 
-    monkeypatch.setattr(runner_module.agent, "main", spy)
+    monkeypatch.setattr(agent, "main", spy)
     marker = object()
     runner = LocalSocketRunner(
         lambda iid: NODE if iid == NODE.instance_id else None,
@@ -91,19 +95,25 @@ def test_unknown_or_cut_nodes_are_unreachable_and_other_programs_refused(cli: st
 
 
 def test_default_docker_cli_prefers_debians(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module.os.path, "exists", lambda p: p == "/usr/bin/docker")
+    exists = "autojoin.adapters.local.runner.os.path.exists"
+    monkeypatch.setattr(exists, lambda p: p == "/usr/bin/docker")
     assert default_docker_cli() == "/usr/bin/docker"
-    monkeypatch.setattr(runner_module.os.path, "exists", lambda p: False)
+    monkeypatch.setattr(exists, lambda p: False)
     assert default_docker_cli() == "docker"
     assert LocalSocketRunner({})._docker_cli == "docker"
 
 
 def test_the_lab_node_advertises_its_own_lab_address(cli: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The control plane knows an instance by its VPC address; in the lab only its own address works."""
-    seen: list[list[str]] = []
-    monkeypatch.setattr(
-        runner_module.agent, "main", lambda argv, env, session=None, **kw: seen.append(argv) or 0
-    )
+    seen: list[Sequence[str]] = []
+
+    def fake_main(
+        argv: Sequence[str], env: Mapping[str, str], session: Any = None, *, out: TextIO | None = None
+    ) -> int:
+        seen.append(argv)
+        return 0
+
+    monkeypatch.setattr(agent, "main", fake_main)
     runner = LocalSocketRunner(lambda iid: NODE, docker_cli=cli)
     runner.run(NODE.instance_id, ["autojoin-node", "init", "--advertise-addr", "10.0.1.23"])
     runner.run(NODE.instance_id, ["autojoin-node", "join", "--role", "worker"])

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import autojoin.lab as lab_module
 from autojoin.cli.main import app
 
 
@@ -22,7 +21,7 @@ def test_status_of_a_lab_that_does_not_exist(tmp_path: Path) -> None:
 
 
 def test_up_without_root_fails_with_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lab_module.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("autojoin.lab.os.geteuid", lambda: 1000)
     result = CliRunner().invoke(app, ["lab", "up", "--root", str(tmp_path), "--prefix", "aju"])
     assert result.exit_code == 2
     assert "error: the swarm lab needs root" in result.output
@@ -30,7 +29,7 @@ def test_up_without_root_fails_with_a_clear_message(tmp_path: Path, monkeypatch:
 
 def test_up_without_docker_names_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        lab_module.shutil, "which", lambda tool: None if tool == "dockerd" else "/bin/" + tool
+        "autojoin.lab.shutil.which", lambda tool: None if tool == "dockerd" else "/bin/" + tool
     )
     result = CliRunner().invoke(app, ["lab", "up", "--root", str(tmp_path), "--prefix", "aju"])
     assert result.exit_code == 2

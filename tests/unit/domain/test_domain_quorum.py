@@ -75,7 +75,7 @@ def test_json_has_exactly_the_documented_keys_with_string_ks() -> None:
         "zone_failure_survival",
     }
     assert data["layout"] == {"a": 2, "b": 1, "c": 2}
-    assert list(data["layout"]) == ["a", "b", "c"]  # type: ignore[call-overload]
+    assert list(data["layout"]) == ["a", "b", "c"]
     assert data["zone_failure_survival"] == {"1": 1.0, "2": 0.0}
 
 

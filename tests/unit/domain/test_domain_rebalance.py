@@ -216,7 +216,7 @@ def test_every_step_from_3_2_to_2_2_1_keeps_the_start_tolerance() -> None:
     start = zone_failures_tolerated({A: 3, B: 2, C: 0})
     group = group_of(view, (A, B, C))
     surge: int | None = None
-    layouts = []
+    layouts: list[dict[str, int]] = []
     for _ in range(6):
         step = next_step(view, group, surge_from=surge)
         if step.kind is StepKind.NONE:

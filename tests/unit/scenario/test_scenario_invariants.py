@@ -143,7 +143,7 @@ def test_lowering_az_tolerance_more_than_needed() -> None:
 
 
 def test_members_from_snapshot_use_ground_truth() -> None:
-    snapshot = [
+    snapshot: list[dict[str, Any]] = [
         {
             "instance_id": "i-1",
             "role": "manager",

@@ -40,7 +40,7 @@ class World:
             hook="autojoin-launch",
             token=f"tok-{self.n}",
             event_id=f"ev-{self.n}",
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tests.unit.services.reconcile_world import A, B, C, World, make_world
 
-from autojoin.domain.model import LifecycleAction, LifecycleKind, LifecycleResult, Role
+from autojoin.domain.model import InstanceInfo, LifecycleAction, LifecycleKind, LifecycleResult, Role
 from autojoin.domain.rebalance import Decision, ReconcileRecord, StepKind
 from autojoin.ports import CompletionOutcome, Member
 from autojoin.services.reconcile import ReconcileReport
@@ -693,9 +693,9 @@ def test_only_a_down_node_whose_instance_is_gone_everywhere_is_dead() -> None:
     asked_ec2: list[str] = []
     real = w.fleet.instance
 
-    def instance(iid: str) -> Any:
-        asked_ec2.append(iid)
-        return real(iid)
+    def instance(instance_id: str) -> InstanceInfo | None:
+        asked_ec2.append(instance_id)
+        return real(instance_id)
 
     w.fleet.instance = instance  # type: ignore[method-assign]
     report = w.service().run()

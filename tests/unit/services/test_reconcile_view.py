@@ -86,7 +86,7 @@ def test_the_view_takes_ids_az_group_and_type_from_ec2_first_then_from_the_label
 
 def test_the_view_takes_health_and_roles_from_the_orchestrator_and_gone_instances_from_ec2() -> None:
     def inst(iid: str, **kw: object) -> InstanceInfo:
-        return InstanceInfo(instance_id=iid, az=A, group="g", **kw)  # type: ignore[arg-type]
+        return InstanceInfo(instance_id=iid, az=A, group="g", **kw)
 
     members = [
         member("n1", Role.MANAGER, instance_id="i-1"),  # healthy manager

@@ -48,7 +48,7 @@ def test_a_decision_and_a_tick_report_as_dicts_have_every_field() -> None:
         "do this",
         (inner,),
     )
-    inner_dict = {
+    inner_dict: dict[str, object] = {
         "outcome": "waiting",
         "reason": "not safe yet",
         "instance_id": "i-2",
@@ -185,7 +185,12 @@ def test_a_drained_worker_is_not_drained_again() -> None:
     w = World(workers=1)
     drains: list[str] = []
     real = w.h.swarm.drain
-    w.h.swarm.drain = lambda node_id: (drains.append(node_id), real(node_id))[0]  # type: ignore[method-assign]
+
+    def drain(node_id: str) -> None:
+        drains.append(node_id)
+        real(node_id)
+
+    w.h.swarm.drain = drain  # type: ignore[method-assign]
     node = w.h.nid("i-w1")
     real(node)
     decision = w.svc.handle(w.terminate("i-w1"), "h")
@@ -208,7 +213,7 @@ def test_a_worker_that_never_joined_is_continued_as_no_member() -> None:
 def test_a_worker_leaves_without_drain_when_the_cluster_cannot_answer(error: type[Exception]) -> None:
     w = World(workers=1)
 
-    def members() -> list[object]:
+    def members() -> list[Member]:
         raise error("down")
 
     w.h.swarm.members = members  # type: ignore[method-assign]
@@ -372,7 +377,7 @@ def test_a_held_lease_makes_the_removal_wait_and_says_who_holds_it() -> None:
 
 def test_a_lease_that_cannot_be_taken_nor_read_is_another_change() -> None:
     w = World()
-    w.state.acquire_lease = lambda cluster, holder, ttl: False  # type: ignore[method-assign]
+    w.state.acquire_lease = lambda cluster, holder, ttl_seconds: False  # type: ignore[method-assign]
     decision = w.svc.handle(w.terminate("i-m4"), "h1")
     assert (
         decision.reason
@@ -390,7 +395,7 @@ def test_a_lease_that_cannot_be_taken_nor_read_is_another_change() -> None:
 def test_a_manager_removal_waits_while_the_swarm_cannot_answer(error: type[Exception], why: str) -> None:
     w = World()
 
-    def members() -> list[object]:
+    def members() -> list[Member]:
         raise error("down")
 
     w.h.swarm.members = members  # type: ignore[method-assign]

@@ -209,9 +209,9 @@ def test_a_lost_lease_makes_the_rest_of_the_queue_wait_untouched() -> None:
     tries = {"n": 0}
     real = w.state.acquire_lease
 
-    def acquire(cluster: str, holder: str, ttl: int) -> bool:
+    def acquire(cluster: str, holder: str, ttl_seconds: int) -> bool:
         tries["n"] += 1
-        return tries["n"] == 1 and real(cluster, holder, ttl)  # taken once, never renewed
+        return tries["n"] == 1 and real(cluster, holder, ttl_seconds)  # taken once, never renewed
 
     w.state.acquire_lease = acquire  # type: ignore[method-assign]
     resumed = w.svc.resume_waiting("guard")
