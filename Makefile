@@ -75,8 +75,9 @@ lint: setup tools ## ruff lint + format check, cfn-lint and checkov on the templ
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
-typecheck: setup ## mypy --strict on the package
-	$(BIN)/mypy
+# `mypy` alone checks the package (pyproject's packages); the tests are held to the same strict settings.
+typecheck: setup ## mypy --strict on the package and on tests/
+	$(BIN)/mypy -p autojoin -p tests
 
 swarm-deps:      ## install Debian's docker.io (for the real-swarm lab) if missing
 	bash layers/autojoin/autojoin/lab/swarm-lab.sh install
