@@ -27,6 +27,12 @@ class World:
     clock: SimClock
     n: int = 0
 
+    def node_of(self, instance_id: str) -> str:
+        """The swarm node id of an instance that joined (a test about a node that never joined fails)."""
+        node = self.swarm.node_id_of(instance_id)
+        assert node is not None, f"{instance_id} is no swarm member"
+        return node
+
     def launch(self, role: Role, az: str, group: str | None = None) -> LifecycleAction:
         self.n += 1
         iid = f"i-{self.n:017x}"

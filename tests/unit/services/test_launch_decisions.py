@@ -211,11 +211,11 @@ def test_a_manager_whose_demotion_is_reported_but_still_votes_counts(
     five: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = five
-    in_b = world.swarm.node_id_of(f"i-{2:017x}")
+    in_b = world.node_of(f"i-{2:017x}")
     monkeypatch.setattr(
         world.swarm,
         "members",
-        members_seen_as(world.swarm.members, lambda: {in_b}, role=Role.WORKER, in_raft=True),  # type: ignore[arg-type]
+        members_seen_as(world.swarm.members, lambda: {in_b}, role=Role.WORKER, in_raft=True),
     )
     third_a = world.launch(Role.MANAGER, A)
     second_c = world.launch(Role.MANAGER, C)
@@ -267,7 +267,7 @@ def test_a_leaving_manager_whose_removal_would_not_help_is_passed_over_for_a_lau
 def test_an_already_demoted_manager_leaving_is_not_a_change_to_wait_for(five: World) -> None:
     world = five
     extra = _managers(world, A)[0]  # 3-2-1
-    world.swarm.demote(world.swarm.node_id_of(extra) or "")  # the guard demoted it: 2-2-1 managers again
+    world.swarm.demote(world.node_of(extra))  # the guard demoted it: 2-2-1 managers again
     world.fleet.terminate(extra, decrement=False)
     third_a = world.launch(Role.MANAGER, A)
     second_c = world.launch(Role.MANAGER, C)
@@ -281,11 +281,11 @@ def test_a_replacement_waits_for_a_manager_whose_demotion_is_reported_but_still_
 ) -> None:
     _managers(world, A, B, C, A, B, C, A)  # 3-2-2
     old = f"i-{1:017x}"
-    node = world.swarm.node_id_of(old)
+    node = world.node_of(old)
     monkeypatch.setattr(
         world.swarm,
         "members",
-        members_seen_as(world.swarm.members, lambda: {node}, role=Role.WORKER, in_raft=True),  # type: ignore[arg-type]
+        members_seen_as(world.swarm.members, lambda: {node}, role=Role.WORKER, in_raft=True),
     )
     world.fleet.terminate(old, decrement=False)
     replacement = world.launch(Role.MANAGER, A)
@@ -382,11 +382,11 @@ def test_an_unreachable_voter_still_shown_ready_counts_as_down_and_its_removal_a
     old = _managers(world, A, B, C, A, B, C, C)[6]
     world.swarm.crash(old)
     world.clock.advance(30)
-    node = world.swarm.node_id_of(old)
+    node = world.node_of(old)
     monkeypatch.setattr(
         world.swarm,
         "members",
-        members_seen_as(world.swarm.members, lambda: {node}, ready=True),  # type: ignore[arg-type]
+        members_seen_as(world.swarm.members, lambda: {node}, ready=True),
     )
     world.fleet.terminate(old, decrement=False)
     replacement = world.launch(Role.MANAGER, A)
@@ -409,13 +409,13 @@ def test_a_leaving_manager_without_an_az_label_is_counted_out_of_its_instances_a
 ) -> None:
     world = five
     unlabelled = _managers(world, A)[0]  # its az label is missing: the layout counts 2-2-1
-    node = world.swarm.node_id_of(unlabelled)
+    node = world.node_of(unlabelled)
     monkeypatch.setattr(
         world.swarm,
         "members",
         members_seen_as(
             world.swarm.members,
-            lambda: {node},  # type: ignore[arg-type]
+            lambda: {node},
             labels={"instance-id": unlabelled, "asg": "mgr"},
         ),
     )
