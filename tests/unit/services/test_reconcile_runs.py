@@ -327,6 +327,16 @@ def test_a_recorded_launch_is_kept_alive_and_one_finished_meanwhile_is_not_recor
     assert log(balanced) == [said(balanced, "lost-launch", line)]
 
 
+def test_a_launch_finished_meanwhile_does_not_stop_the_next_one_being_recorded(balanced: World) -> None:
+    finished, alive = balanced.start(Role.WORKER, A), balanced.start(Role.WORKER, B)  # finished comes first
+    balanced.fleet.open_actions.discard(finished)
+    report = balanced.service().run()
+    line = f"record {alive} (worker, no join under way) as pending"
+    assert report.to_dict() == whole(report, pending_joins=1, actions=[line])
+    assert balanced.fleet.heartbeats == [finished, alive]
+    assert [a.instance_id for a, _ in balanced.state.pending("demo")] == [alive]
+
+
 class _Killed(BaseException):
     """The launch function's container died (what the local cloud's fault plan raises)."""
 
