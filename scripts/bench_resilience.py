@@ -261,7 +261,9 @@ def _fragment(doc: dict[str, Any], plots: list[Path], img_rel: str) -> str:
         f"- Wall time {meta['wall_seconds']:.0f} s for {meta['timelines']} timelines x 2 arms "
         f"({meta['timelines_per_second']:.3f} timelines/s with {meta['jobs']} processes).",
         "",
-        f"Command (this run, at commit {meta.get('commit', 'unknown')}):",
+        f"Command (this run, at commit {meta.get('commit', 'unknown')}"
+        + (f"; {meta['commit_at_end']} by its end" if meta.get("commit_at_end") else "")
+        + "):",
         "",
         "```",
         meta["command"],
@@ -342,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         (args.seed, i, args.sample_every, args.settle) for i in range(args.first, args.first + args.timelines)
     ]
     results: list[dict[str, Any]] = []
+    # the worker processes import the product afresh (a new one every 10 timelines): a commit made during
+    # the run reaches the later timelines, so the commit is taken when the run starts and again at its end
+    commit = _commit()
     t0 = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(args.jobs, maxtasksperchild=10) as pool:
@@ -390,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             "wall_seconds": round(wall, 1),
             "timelines_per_second": args.timelines / wall if wall else 0.0,
             "cpu_count": os.cpu_count(),
-            "commit": _commit(),
+            "commit": commit,
+            **({"commit_at_end": end} if (end := _commit()) != commit else {}),
             "command": command,
         },
         "table": {arm: _table(counted, arm) for arm in ARMS},
