@@ -107,9 +107,9 @@ mutate: setup    ## mutation testing (mutmut; slow, not part of test): kill rate
 bench-burst: setup ## the 200-launch worker burst on the local cloud, timed against `import boto3`
 	nice $(BIN)/python scripts/bench_burst.py
 
-bench-resilience: setup ## chaos timelines, plain Auto Scaling vs autojoin (TIMELINES=100 JOBS=2): build/bench, docs/img
+bench-resilience: setup ## chaos timelines, plain Auto Scaling vs autojoin (TIMELINES=2000 JOBS=2, ~65 min here): build/bench, docs/img
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q 'matplotlib>=3.8'
-	nice $(BIN)/python scripts/bench_resilience.py --timelines $(or $(TIMELINES),100) --jobs $(or $(JOBS),2)
+	nice $(BIN)/python scripts/bench_resilience.py --timelines $(or $(TIMELINES),2000) --jobs $(or $(JOBS),2)
 	cp build/bench/resilience.json docs/benchmarks-resilience.json
 
 # make bench: every benchmark on this machine, side by side in one run -> docs/benchmarks.md, .json, docs/img/.

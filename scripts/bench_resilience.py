@@ -36,7 +36,7 @@ from autojoin.scenario.resilience import ARMS, SAMPLE_FIELDS, run_timeline
 
 REPO = Path(__file__).resolve().parents[1]
 
-DEFAULT_TIMELINES = 100  # ~20 minutes of this shared 2-core machine with --jobs 2 (0.09 timelines/s measured)
+DEFAULT_TIMELINES = 2000  # ~65 minutes of this 2-core machine with --jobs 2 (0.51 timelines/s measured)
 PLOTS = (
     ("quorum", "Timelines with quorum (share)", "share of timelines whose swarm has a leader"),
     ("survives_az", "Timelines surviving the loss of any one more AZ (share)", "share of timelines"),
