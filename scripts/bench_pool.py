@@ -44,8 +44,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_burst(launches: int, pool: int, template: Path = ROOT / "template.yaml") -> dict[str, Any]:
-    """One burst of ``launches`` worker launches handled by ``pool`` concurrent environments."""
+def run_burst(
+    launches: int, pool: int, template: Path = ROOT / "template.yaml", *, token_max_age: int | None = None
+) -> dict[str, Any]:
+    """One burst of ``launches`` worker launches handled by ``pool`` concurrent environments
+    (``token_max_age``: the token cache's age limit instead of the template's AUTOJOIN_TOKEN_MAX_AGE)."""
     from autojoin.scenario.warmup import prepare
 
     prepare()  # before moto is imported
@@ -74,6 +77,8 @@ def run_burst(launches: int, pool: int, template: Path = ROOT / "template.yaml")
         env = {**spec.env, "AWS_REGION": cloud.region, "AWS_LAMBDA_FUNCTION_NAME": spec.name}
         env["POWERTOOLS_TRACE_DISABLED"] = "true"
         settings = Settings.from_env({**stack.env[fn], "AWS_REGION": cloud.region})
+        if token_max_age is not None:
+            settings = settings.model_copy(update={"token_max_age": token_max_age})
         work: queue.Queue[dict[str, Any]] = queue.Queue()
         for event in held:
             work.put(event)
@@ -200,10 +205,17 @@ def main() -> int:
     ap.add_argument("--pool", type=int, default=10, help="concurrent execution environments")
     ap.add_argument("--baseline-launches", type=int, help="the single environment's burst (default: same)")
     ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
+    ap.add_argument(
+        "--token-max-age",
+        type=int,
+        metavar="S",
+        help="the token cache's age limit in seconds (default: the template's AUTOJOIN_TOKEN_MAX_AGE, 300); "
+        "GetSecretValue is once per environment per period, and the local burst outlasts 300 s",
+    )
     args = ap.parse_args()
     baseline = _boto3_seconds()
-    pooled = run_burst(args.launches, args.pool)
-    single = run_burst(args.baseline_launches or args.launches, 1)
+    pooled = run_burst(args.launches, args.pool, token_max_age=args.token_max_age)
+    single = run_burst(args.baseline_launches or args.launches, 1, token_max_age=args.token_max_age)
     doc = {
         "pool": pooled,
         "single": single,
