@@ -61,6 +61,18 @@ def balanced() -> World:
 # --- nothing to do ------------------------------------------------------------------------------------
 
 
+def _recorded_worker_launch(iid: str) -> tuple[LifecycleAction, Role]:
+    """The pending record the reconciler writes for a worker launch it found in Pending:Wait."""
+    action = LifecycleAction(
+        kind=LifecycleKind.LAUNCHING,
+        group="wrk",
+        instance_id=iid,
+        hook="autojoin-launch",
+        event_id=f"reconcile:{iid}",
+    )
+    return action, Role.WORKER
+
+
 def test_a_balanced_cluster_reports_its_numbers_and_logs_nothing(balanced: World) -> None:
     report = balanced.service().run()
     assert report.step is not None and report.step.kind is StepKind.NONE
@@ -264,19 +276,7 @@ def test_lost_launches_are_recorded_then_a_dry_run_names_them_then_a_run_joins_t
     report = w.service().run()
     recorded = [f"record {iid} (worker, no join under way) as pending" for iid in (first, second)]
     assert report.to_dict() == whole(report, pending_joins=2, actions=recorded)
-    assert w.state.waiting["demo"] == {
-        iid: (
-            LifecycleAction(
-                kind=LifecycleKind.LAUNCHING,
-                group="wrk",
-                instance_id=iid,
-                hook="autojoin-launch",
-                event_id=f"reconcile:{iid}",
-            ),
-            Role.WORKER,
-        )
-        for iid in (first, second)
-    }
+    assert w.state.waiting["demo"] == {iid: _recorded_worker_launch(iid) for iid in (first, second)}
     assert log(w) == [said(w, "lost-launch", line) for line in recorded]
 
     dry = w.service(dry_run=True).run()
@@ -362,18 +362,7 @@ def test_a_launch_whose_handler_died_after_the_join_is_recorded_then_completed(
     line = f"record {iid} (worker, joined, its launch action still open) as pending"
     assert report.to_dict() == whole(report, pending_joins=1, actions=[line])
     assert balanced.fleet.heartbeats == [iid]
-    assert balanced.state.waiting["demo"] == {
-        iid: (
-            LifecycleAction(
-                kind=LifecycleKind.LAUNCHING,
-                group="wrk",
-                instance_id=iid,
-                hook="autojoin-launch",
-                event_id=f"reconcile:{iid}",
-            ),
-            Role.WORKER,
-        )
-    }
+    assert balanced.state.waiting["demo"] == {iid: _recorded_worker_launch(iid)}
     assert log(balanced) == [said(balanced, "lost-launch", line)]
 
     balanced.clock.advance(300)
