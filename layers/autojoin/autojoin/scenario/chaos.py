@@ -135,6 +135,11 @@ class Outcome:
         return not self.passed and not self.unsurvivable
 
 
+def _skipped(error: str) -> bool:
+    """A step that did not happen for a reason that is nobody's fault (no target; AWS refused it)."""
+    return any(s in error for s in _SKIPPED)
+
+
 def problems_of(result: Any) -> tuple[list[str], list[str]]:
     """(what went wrong, steps that did not happen: no target for them, or AWS refused them) of one
     SimulationResult."""
@@ -142,7 +147,7 @@ def problems_of(result: Any) -> tuple[list[str], list[str]]:
     problems += [f"step {i}: {c}" for i, c in result.failed_checks]
     skipped: list[str] = []
     for i, error in result.errors:
-        (skipped if any(s in error for s in _SKIPPED) else problems).append(f"step {i}: {error}")
+        (skipped if _skipped(error) else problems).append(f"step {i}: {error}")
     return problems, skipped
 
 
@@ -155,7 +160,7 @@ def unsurvivable_of(result: Any) -> list[str]:
     first = min(step for step, _ in blows)
     steps = [v.step for v in result.all_violations]
     steps += [step for step, _ in result.failed_checks]
-    steps += [step for step, error in result.errors if not any(s in error for s in _SKIPPED)]
+    steps += [step for step, error in result.errors if not _skipped(error)]
     if any(step is not None and step < first for step in steps):
         return []
     return [f"step {step}: {why}" for step, why in blows]
