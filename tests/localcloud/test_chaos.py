@@ -54,7 +54,10 @@ def test_a_failing_timeline_is_saved_and_reproduces(tmp_path: Path) -> None:
     result = cli.invoke(app, [*args, *hostile])
     assert result.exit_code == 1, result.output
     assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["chaos-4-0.yaml", "chaos-4-1.yaml"]
-    assert "[2/2] timeline" in result.output and "2 failed" in result.output
+    assert (
+        "[2/2] timeline" in result.output and "0 passed, 2 failed, 0 unsurvivable; injected" in result.output
+    )
+    assert "no guard survives" not in result.output  # said only when a blow is listed
     saved = tmp_path / "chaos-4-0.yaml"
     assert f"-> {saved}" in result.output
     text = saved.read_text()
@@ -113,7 +116,7 @@ def test_an_outage_striking_a_scale_in_through_four_voters_is_unsurvivable_not_f
     result = cli.invoke(app, [*args, "--jobs", "2", "--template", str(TEMPLATE)])
     assert result.exit_code == 0, result.output
     assert "timeline 4 (chaos-502-4) UNSURVIVABLE" in result.output
-    assert "4 passed, 0 failed, 1 unsurvivable" in result.output
+    assert "4 passed, 0 failed, 1 unsurvivable (a blow no guard survives, listed above)" in result.output
 
 
 def test_a_problem_before_the_blow_still_fails_the_timeline() -> None:

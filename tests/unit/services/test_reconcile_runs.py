@@ -12,6 +12,7 @@ from tests.unit.services.reconcile_world import A, B, C, World, make_world
 
 from autojoin.domain.model import InstanceInfo, LifecycleAction, LifecycleKind, LifecycleResult, Role
 from autojoin.domain.rebalance import Decision, ReconcileRecord, StepKind
+from autojoin.errors import TransientAwsError
 from autojoin.ports import CompletionOutcome, Member
 from autojoin.services.reconcile import ReconcileReport
 from autojoin.services.removal import DeadNode
@@ -335,6 +336,40 @@ def test_a_launch_finished_meanwhile_does_not_stop_the_next_one_being_recorded(b
     assert report.to_dict() == whole(report, pending_joins=1, actions=[line])
     assert balanced.fleet.heartbeats == [finished, alive]
     assert [a.instance_id for a, _ in balanced.state.pending("demo")] == [alive]
+
+
+def test_a_throttled_heartbeat_keeps_the_record_and_the_rest_of_the_run_goes_on(
+    balanced: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RecordLifecycleActionHeartbeat throttled past the SDK's retries (an error path: hand-written): the
+    record stays for the next run, the next lost launch is still recorded, and drift is still set back."""
+    throttled, alive = balanced.start(Role.WORKER, A), balanced.start(Role.WORKER, B)
+    drifted = next(iid for iid, i in balanced.fleet.by_id.items() if i.group == "mgr")
+    balanced.fleet.protection[drifted] = False
+    balanced.fleet.by_id[drifted] = balanced.fleet.by_id[drifted].model_copy(
+        update={"protected_from_scale_in": False}
+    )
+    real = balanced.fleet.heartbeat
+
+    def heartbeat(action: LifecycleAction) -> bool:
+        if action.instance_id == throttled:
+            balanced.fleet.heartbeats.append(throttled)
+            raise TransientAwsError("RecordLifecycleActionHeartbeat: Throttling (Rate exceeded)")
+        return real(action)
+
+    monkeypatch.setattr(balanced.fleet, "heartbeat", heartbeat)
+    report = balanced.service().run()
+    refused = (
+        f"record {throttled} (worker) as pending; its heartbeat was refused, the next run sends it "
+        "(TransientAwsError: RecordLifecycleActionHeartbeat: Throttling (Rate exceeded))"
+    )
+    recorded = f"record {alive} (worker, no join under way) as pending"
+    assert report.error is None
+    assert report.actions[:2] == (refused, recorded)
+    assert any(drifted in a and "protect" in a for a in report.actions[2:]), report.actions
+    assert balanced.fleet.heartbeats == [throttled, alive]
+    assert sorted(a.instance_id for a, _ in balanced.state.pending("demo")) == sorted([throttled, alive])
+    assert balanced.fleet.protection[drifted] is True
 
 
 class _Killed(BaseException):

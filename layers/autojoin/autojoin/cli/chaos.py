@@ -161,10 +161,11 @@ def chaos_command(
         typer.echo(json.dumps(doc, indent=2))
     else:
         what = describe(plan) if plan is not None else "no faults"
+        listed = " (a blow no guard survives, listed above)" if unsurvivable else ""
         typer.echo(
             f"chaos: {count} timeline(s), seed {seed}, {what}: "
             f"{count - len(failed) - len(unsurvivable)} passed, {len(failed)} failed, "
-            f"{len(unsurvivable)} unsurvivable (a blow no guard survives, listed above); "
+            f"{len(unsurvivable)} unsurvivable{listed}; "
             f"injected {injected or 'nothing'}; "
             f"{skipped} step(s) skipped (no target, or refused by an injected AWS error)"
         )

@@ -54,9 +54,9 @@ from autojoin.domain.rebalance import (
     zone_failures_now,
     zone_signals,
 )
-from autojoin.errors import NoLeader, Unreachable
+from autojoin.errors import NoLeader, TransientAwsError, Unreachable
 from autojoin.ports import Clock, Fleet, Member, Orchestrator, StateStore
-from autojoin.services.launch import LaunchDecision, LaunchService
+from autojoin.services.launch import PENDING_WAIT, LaunchDecision, LaunchService
 from autojoin.services.removal import DeadNode
 
 LEASE_HOLDER = "reconcile"
@@ -252,7 +252,7 @@ class ReconcileService:
             if g.role is None:
                 continue
             for inst in by_group[g.name]:
-                joined_open = inst.instance_id in member_ids and inst.lifecycle_state == "Pending:Wait"
+                joined_open = inst.instance_id in member_ids and inst.lifecycle_state == PENDING_WAIT
                 if inst.instance_id in known or (inst.instance_id in member_ids and not joined_open):
                     continue
                 if inst.lifecycle_state == "InService":
@@ -272,7 +272,7 @@ class ReconcileService:
                         )
                     )
                     continue
-                if inst.lifecycle_state != "Pending:Wait":
+                if inst.lifecycle_state != PENDING_WAIT:
                     continue
                 action = LifecycleAction(
                     kind=LifecycleKind.LAUNCHING,
@@ -285,7 +285,19 @@ class ReconcileService:
                     # kept alive like LaunchService's own pending path: the runs until the hook would time
                     # out all get to finish it, not only the next one (a failed run would otherwise lose it)
                     self.state.add_pending(cfg.cluster, action, g.role)
-                    if not self.fleet.heartbeat(action):  # finished meanwhile: nothing left to do
+                    try:
+                        alive = self.fleet.heartbeat(action)
+                    except TransientAwsError as exc:
+                        # throttled past the SDK's retries: the record is written and the next run (or
+                        # this launch's own) heartbeats it again; the rest of this run still happens
+                        why = "its heartbeat was refused, the next run sends it"
+                        did(
+                            "lost-launch",
+                            f"record {inst.instance_id} ({g.role.value}) as pending; {why} "
+                            f"({type(exc).__name__}: {exc})",
+                        )
+                        continue
+                    if not alive:  # finished meanwhile: nothing left to do
                         self.state.remove_pending(cfg.cluster, inst.instance_id)
                         continue
                 why = "joined, its launch action still open" if joined_open else "no join under way"
