@@ -242,9 +242,15 @@ def settle(kit: E2E, budget: float = SETTLE_BUDGET) -> list[bool]:
         if time.monotonic() > deadline:
             recent = [(i.function, i.result) for i in kit.cloud.invocations[-6:]]
             sent = [f"{iid} {' '.join(argv[:3])}: {how}" for iid, argv, how in tap(kit).sent[-10:]]
+            kept = [
+                (d["instance_id"], d.get("reason"))
+                for d in decisions(kit, FUNCTIONS, 0)
+                if d["outcome"] in {"retained", "abandoned"}
+            ]
             raise AssertionError(
                 f"not consistent after {len(seen)} simulated minutes ({budget:.0f} s): {last}; leader per "
-                f"minute {seen[-12:]}; last commands to the swarm: {sent}; last invocations: {recent}"
+                f"minute {seen[-12:]}; retained or abandoned (why): {kept}; last commands to the swarm: "
+                f"{sent}; last invocations: {recent}"
             )
         time.sleep(2)
 
