@@ -366,7 +366,10 @@ def test_a_throttled_heartbeat_keeps_the_record_and_the_rest_of_the_run_goes_on(
     recorded = f"record {alive} (worker, no join under way) as pending"
     assert report.error is None
     assert report.actions[:2] == (refused, recorded)
-    assert log(balanced)[:2] == [said(balanced, "lost-launch", refused), said(balanced, "lost-launch", recorded)]
+    assert log(balanced)[:2] == [
+        said(balanced, "lost-launch", refused),
+        said(balanced, "lost-launch", recorded),
+    ]
     assert any(drifted in a and "protect" in a for a in report.actions[2:]), report.actions
     assert balanced.fleet.heartbeats == [throttled, alive]
     assert sorted(a.instance_id for a, _ in balanced.state.pending("demo")) == sorted([throttled, alive])
