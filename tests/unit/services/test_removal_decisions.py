@@ -352,6 +352,90 @@ def test_a_manager_that_cannot_be_made_safe_is_retained_whole() -> None:
     assert w.roles()["i-m3"] is Role.MANAGER
 
 
+@pytest.mark.parametrize(
+    ("failed", "why"),
+    [
+        ({"state": "stopped"}, "i-m3 counts healthy though its machine is stopped (EC2)"),
+        (
+            {"healthy": False},
+            "i-m3 counts healthy though Auto Scaling marked its machine Unhealthy",
+        ),
+    ],
+    ids=["EC2 stopped it", "Auto Scaling marked it Unhealthy"],
+)
+def test_a_dead_machine_the_swarm_still_counts_healthy_waits_for_down_and_is_then_removed(
+    failed: dict[str, object], why: str
+) -> None:
+    """Found on the real swarm (tests/swarm/test_faults_swarm.py): a crashed manager's terminate came while
+    the swarm still listed its node Ready (heartbeats time out after seconds; an election restarts that
+    grace). By that stale count its removal broke a rule and no replacement was due, so it was retained
+    (ABANDON: irreversible) though it was dead. It now waits until the swarm marks it Down; its removal is
+    then checked as a dead voter's (quorum only) and done."""
+    w = World(managers=3, desired=2)  # the group has what it wants: nothing is coming
+    w.h.swarm.crash("i-m3")
+    w.fleet.by_id["i-m3"] = w.fleet.by_id["i-m3"].model_copy(update=failed)
+    action = w.terminate("i-m3")
+    started = w.h.clock.now()
+    first = w.svc.handle(action, "h1")
+    stale = "would leave 2 healthy managers, below MinManagers 3"
+    assert first == RemovalDecision(
+        Outcome.WAITING,
+        f"not safe by the swarm's count: it {stale}; but the count lags: {why} (waiting 0s of 2700s; hook "
+        "kept alive)",
+        "i-m3",
+        Role.MANAGER,
+        "c",
+    )
+    assert w.state.removals("demo") == [(action, started)] and w.fleet.completions == []
+    assert w.roles()["i-m3"] is Role.MANAGER
+    w.h.clock.advance(30)  # the swarm's down delay has passed: the node shows Down
+    report = w.svc.tick("h1")
+    assert [(d.instance_id, d.outcome) for d in report.resumed] == [("i-m3", Outcome.REMOVED)]
+    assert w.fleet.completions == [("i-m3", CONTINUE, COMPLETED)]
+    assert "i-m3" not in w.roles()
+
+
+def test_a_manager_the_swarm_counts_down_while_its_machine_is_in_service_makes_the_removal_wait() -> None:
+    """The other way round (on the real swarm: a new leader's view right after an election, a manager that
+    just joined): a retain decided on that count could be wrong, so it waits; once the count agrees with
+    the machines, what it says is final."""
+    w = World(managers=3, desired=2)
+    w.h.swarm.crash("i-m2")
+    w.h.clock.advance(30)  # the swarm counts i-m2 Down; EC2 and Auto Scaling see it running and healthy
+    action = w.terminate("i-m3")
+    first = w.svc.handle(action, "h1")
+    assert (first.outcome, first.result) == (Outcome.WAITING, None)
+    assert first.reason.startswith("not safe by the swarm's count: it would leave 1 healthy managers, below ")
+    assert "but the count lags: i-m2 counts not healthy though its machine is in service and healthy (" in (
+        first.reason
+    )
+    assert w.fleet.completions == []
+    w.h.swarm.restart("i-m2")  # back: the count agrees with the machines, and it is still not safe
+    report = w.svc.tick("h1")
+    assert [(d.instance_id, d.outcome) for d in report.resumed] == [("i-m3", Outcome.RETAINED)]
+    assert report.resumed[0].reason == (
+        "cannot be made safe: it would leave 2 healthy managers, below MinManagers 3, and no replacement is "
+        "coming (the manager group has what it wants)"
+    )
+    assert w.fleet.completions == [("i-m3", ABANDON, COMPLETED)]
+
+
+def test_a_healthy_machine_the_swarm_counts_healthy_is_still_retained_when_nothing_is_coming() -> None:
+    w = World(managers=3, desired=2)
+    w.fleet.by_id["i-m3"] = w.fleet.by_id["i-m3"].model_copy(update={"state": "running", "healthy": True})
+    assert w.svc.handle(w.terminate("i-m3"), "h1").outcome is Outcome.RETAINED
+
+
+def test_a_dead_machine_the_swarm_already_counts_down_is_checked_as_a_dead_voter() -> None:
+    """Down in the swarm too: no wait for a stale count, the quorum-only rule applies at once."""
+    w = World(managers=3, desired=2)
+    w.h.swarm.crash("i-m3")
+    w.h.clock.advance(30)
+    w.fleet.by_id["i-m3"] = w.fleet.by_id["i-m3"].model_copy(update={"state": "stopped", "healthy": False})
+    decision = w.svc.handle(w.terminate("i-m3"), "h1")
+    assert (decision.outcome, decision.result) == (Outcome.REMOVED, CONTINUE)
+
+
 def test_a_waiting_removal_whose_action_is_gone_is_dropped() -> None:
     w = World(managers=3, desired=3)
     action = w.terminate("i-m3")

@@ -4,8 +4,11 @@ Manager (terminate hook of the manager group), under the cluster lease:
   safe now (:func:`autojoin.domain.guard.removal_check` on the live member list) → drain, demote, wait
   until the demotion has taken effect (the node has left Raft: asynchronous in Swarm), leave, ``node rm``,
   CONTINUE. Not safe now but a replacement is on its way (the group wants more than it has) → the action
-  is recorded and kept alive with heartbeats; :meth:`RemovalService.tick` tries it again. Not safe and
-  nothing will make it safe, or waited longer than ``removal_wait`` → ABANDON: the manager group's
+  is recorded and kept alive with heartbeats; :meth:`RemovalService.tick` tries it again. The same wait
+  while the swarm's health count disagrees with EC2 and Auto Scaling (a node counted healthy whose machine
+  failed, or counted not healthy whose machine is in service and healthy): a retain is final, so it is
+  never decided on a count that lags. Not safe and nothing will make it safe, or waited longer than
+  ``removal_wait`` → ABANDON: the manager group's
   instance lifecycle policy retains the instance, ManagerRetained raises an alarm, and the log says what
   an operator must do.
 Worker: drain (bounded by ``drain_timeout``, heartbeats meanwhile), leave, ``node rm``, CONTINUE.
@@ -337,7 +340,8 @@ class RemovalService:
         self, action: LifecycleAction, run: _Run, since: datetime | None
     ) -> RemovalDecision:
         iid = action.instance_id
-        az = self._az(iid)
+        info = self.fleet.instance(iid)
+        az = info.az if info else None
         try:
             members = self.orchestrator.members()
         except NoLeader:
@@ -351,14 +355,25 @@ class RemovalService:
         if member.role is Role.MANAGER or member.in_raft:
             problem = removal_check(view, iid, self.config.min_managers)
             if problem is not None:
-                if not self._replacement_expected(iid):
-                    return self._retain(
+                if self._replacement_expected(iid):
+                    return self._wait(action, since, f"not safe yet: it {problem}; a replacement is coming")
+                flux = self._count_in_flux(view, iid, info)
+                if flux is not None:
+                    # the swarm's health count lags what happened (its heartbeats time out after seconds, a
+                    # leader election restarts that grace, a new manager shows reachable a moment after it
+                    # joined): a retain is final, so it is only decided on a count EC2 and Auto Scaling agree
+                    # with; until then the removal waits (bounded by removal_wait) and is tried again
+                    return self._wait(
                         action,
-                        f"cannot be made safe: it {problem}, and no replacement is "
-                        "coming (the manager group has what it wants)",
-                        az,
+                        since,
+                        f"not safe by the swarm's count: it {problem}; but the count lags: {flux}",
                     )
-                return self._wait(action, since, f"not safe yet: it {problem}; a replacement is coming")
+                return self._retain(
+                    action,
+                    f"cannot be made safe: it {problem}, and no replacement is "
+                    "coming (the manager group has what it wants)",
+                    az,
+                )
         try:
             self._demote_and_remove(action, member, run)
         except _Retry as exc:
@@ -440,6 +455,27 @@ class RemovalService:
     def _renew(self, run: _Run) -> None:
         if not self.state.acquire_lease(self.config.cluster, run.holder, self.config.lease_ttl):
             raise LeaseLost(self.config.cluster, run.holder)
+
+    def _count_in_flux(self, view: ClusterView, instance_id: str, info: InstanceInfo | None) -> str | None:
+        """Where the swarm's health of a manager disagrees with its machine, or None: a node counted healthy
+        whose machine failed (EC2 stopped it, Auto Scaling marked it Unhealthy), or a node counted not
+        healthy whose machine is in service and healthy."""
+        machines = {i.instance_id: i for i in self.fleet.instances(self.config.manager_group)}
+        if info is not None:
+            machines[instance_id] = info
+        lags = []
+        for node in view.managers():
+            machine = machines.get(node.instance_id)
+            if machine is None:
+                continue
+            failed = _machine_failed(machine)
+            if node.healthy and failed is not None:
+                lags.append(f"{node.instance_id} counts healthy though {failed}")
+            elif not node.healthy and failed is None and machine.lifecycle_state == "InService":
+                lags.append(
+                    f"{node.instance_id} counts not healthy though its machine is in service and healthy"
+                )
+        return "; ".join(lags) or None
 
     def _replacement_expected(self, instance_id: str) -> bool:
         """The manager group wants more instances than it has besides this one, or one is launching."""
@@ -701,6 +737,15 @@ class RemovalService:
         if info is None:  # not in a group read (or no read): ask EC2 whether the machine still exists
             info = self.fleet.instance(iid)
         return info is None or info.gone
+
+
+def _machine_failed(info: InstanceInfo) -> str | None:
+    """How EC2 or Auto Scaling says the machine failed (not running, or marked Unhealthy), or None."""
+    if info.gone or info.state not in {"running", "pending"}:
+        return f"its machine is {info.state} (EC2)"
+    if not info.healthy:
+        return "Auto Scaling marked its machine Unhealthy"
+    return None
 
 
 def view_of(cluster: str, members: Sequence[Member], zones: Sequence[str], taken_at: datetime) -> ClusterView:
