@@ -296,6 +296,16 @@ def completions(kit: E2E, instance_id: str, kind: str) -> list[str]:
     ]
 
 
+def lagging_count_waits(kit: E2E, since: int) -> list[str]:
+    """Removals that waited because the swarm's health count lagged EC2 and Auto Scaling (the guard's
+    rule against retaining on a lagging count, services/removal.py), since invocation ``since``."""
+    return [
+        d["instance_id"]
+        for d in decisions(kit, ("OnTerminateFunction", "ReconcileFunction"), since)
+        if "the count lags" in str(d.get("reason"))
+    ]
+
+
 def observe(capsys: pytest.CaptureFixture[str], text: str) -> None:
     """Reported, not asserted: which documented path the real swarm took this time."""
     with capsys.disabled():
@@ -346,6 +356,7 @@ def test_leader_killed_during_a_join(kit: E2E, capsys: pytest.CaptureFixture[str
     assert seen[-1]
     met = met_the_dead(kit, fault, old_leader)
     observe(capsys, f"join: {[d['outcome'] for d in launch]}; went around the dead leader for {met}")
+    observe(capsys, f"join: removals that waited on a lagging count: {lagging_count_waits(kit, since)}")
     slow = [
         (" ".join(a[:3]), h[-9:])
         for _i, a, h in tap(kit).sent[fault.at :]
@@ -384,6 +395,7 @@ def test_leader_killed_during_a_demotion(kit: E2E, capsys: pytest.CaptureFixture
     assert len(in_service(kit, group)) == 3
     assert seen[-1]
     observe(capsys, f"demotion: {outcomes}, steps {mine[-1]['steps']}; leader per minute {seen}")
+    observe(capsys, f"demotion: removals that waited on a lagging count: {lagging_count_waits(kit, since)}")
 
 
 # --- the leader killed during a rotation ---------------------------------------------------------------
