@@ -397,18 +397,25 @@ def test_a_dead_machine_the_swarm_still_counts_healthy_waits_for_down_and_is_the
 
 def test_a_manager_the_swarm_counts_down_while_its_machine_is_in_service_makes_the_removal_wait() -> None:
     """The other way round (on the real swarm: a new leader's view right after an election, a manager that
-    just joined): a retain decided on that count could be wrong, so it waits; once the count agrees with
-    the machines, what it says is final."""
-    w = World(managers=3, desired=2)
+    just joined): a retain decided on that count could be wrong, so it waits, pass after pass; once the
+    count agrees with the machines, what it says is final. A node EC2 does not list is no evidence either
+    way (it is skipped, and the nodes after it are still looked at)."""
+    w = World(managers=3, desired=1)  # i-m2 is all the group has besides the victim: nothing is coming
+    del w.fleet.by_id["i-m1"]  # a manager node no machine of the group answers for
     w.h.swarm.crash("i-m2")
     w.h.clock.advance(30)  # the swarm counts i-m2 Down; EC2 and Auto Scaling see it running and healthy
     action = w.terminate("i-m3")
-    first = w.svc.handle(action, "h1")
-    assert (first.outcome, first.result) == (Outcome.WAITING, None)
-    assert first.reason.startswith("not safe by the swarm's count: it would leave 1 healthy managers, below ")
-    assert "but the count lags: i-m2 counts not healthy though its machine is in service and healthy (" in (
-        first.reason
+    why = (
+        "not safe by the swarm's count: it would leave 1 healthy managers, below MinManagers 3; but the "
+        "count lags: i-m2 counts not healthy though its machine is in service and healthy"
     )
+    first = w.svc.handle(action, "h1")
+    assert (first.outcome, first.reason) == (Outcome.WAITING, f"{why} (waiting 0s of 2700s; hook kept alive)")
+    w.h.clock.advance(30)
+    again = w.svc.tick("h1").resumed
+    assert [(d.instance_id, d.outcome, d.reason) for d in again] == [
+        ("i-m3", Outcome.WAITING, f"{why} (waiting 30s of 2700s; hook kept alive)")
+    ]
     assert w.fleet.completions == []
     w.h.swarm.restart("i-m2")  # back: the count agrees with the machines, and it is still not safe
     report = w.svc.tick("h1")
@@ -418,6 +425,21 @@ def test_a_manager_the_swarm_counts_down_while_its_machine_is_in_service_makes_t
         "coming (the manager group has what it wants)"
     )
     assert w.fleet.completions == [("i-m3", ABANDON, COMPLETED)]
+
+
+def test_every_manager_whose_count_lags_is_named() -> None:
+    w = World(managers=5, desired=4)
+    w.svc.config = replace(w.svc.config, min_managers=4)
+    w.h.swarm.crash("i-m2")
+    w.h.clock.advance(30)  # i-m2: Down in the swarm, in service and healthy for Auto Scaling
+    w.h.swarm.crash("i-m3")  # i-m3: stopped by EC2, still Ready in the swarm for its down delay
+    w.fleet.by_id["i-m3"] = w.fleet.by_id["i-m3"].model_copy(update={"state": "stopped"})
+    decision = w.svc.handle(w.terminate("i-m3"), "h1")
+    assert decision.reason == (
+        "not safe by the swarm's count: it would leave 3 healthy managers, below MinManagers 4; but the "
+        "count lags: i-m2 counts not healthy though its machine is in service and healthy; i-m3 counts "
+        "healthy though its machine is stopped (EC2) (waiting 0s of 2700s; hook kept alive)"
+    )
 
 
 def test_a_healthy_machine_the_swarm_counts_healthy_is_still_retained_when_nothing_is_coming() -> None:

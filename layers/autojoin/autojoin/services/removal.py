@@ -340,8 +340,7 @@ class RemovalService:
         self, action: LifecycleAction, run: _Run, since: datetime | None
     ) -> RemovalDecision:
         iid = action.instance_id
-        info = self.fleet.instance(iid)
-        az = info.az if info else None
+        az = self._az(iid)
         try:
             members = self.orchestrator.members()
         except NoLeader:
@@ -357,17 +356,14 @@ class RemovalService:
             if problem is not None:
                 if self._replacement_expected(iid):
                     return self._wait(action, since, f"not safe yet: it {problem}; a replacement is coming")
-                flux = self._count_in_flux(view, iid, info)
+                flux = self._count_in_flux(view)
                 if flux is not None:
                     # the swarm's health count lags what happened (its heartbeats time out after seconds, a
                     # leader election restarts that grace, a new manager shows reachable a moment after it
                     # joined): a retain is final, so it is only decided on a count EC2 and Auto Scaling agree
                     # with; until then the removal waits (bounded by removal_wait) and is tried again
-                    return self._wait(
-                        action,
-                        since,
-                        f"not safe by the swarm's count: it {problem}; but the count lags: {flux}",
-                    )
+                    lags = f"not safe by the swarm's count: it {problem}; but the count lags: {flux}"
+                    return self._wait(action, since, lags)
                 return self._retain(
                     action,
                     f"cannot be made safe: it {problem}, and no replacement is "
@@ -456,15 +452,13 @@ class RemovalService:
         if not self.state.acquire_lease(self.config.cluster, run.holder, self.config.lease_ttl):
             raise LeaseLost(self.config.cluster, run.holder)
 
-    def _count_in_flux(self, view: ClusterView, instance_id: str, info: InstanceInfo | None) -> str | None:
+    def _count_in_flux(self, view: ClusterView) -> str | None:
         """Where the swarm's health of a manager disagrees with its machine, or None: a node counted healthy
         whose machine failed (EC2 stopped it, Auto Scaling marked it Unhealthy), or a node counted not
         healthy whose machine is in service and healthy."""
         machines = {i.instance_id: i for i in self.fleet.instances(self.config.manager_group)}
-        if info is not None:
-            machines[instance_id] = info
         lags = []
-        for node in view.managers():
+        for node in sorted(view.managers(), key=lambda n: n.instance_id):
             machine = machines.get(node.instance_id)
             if machine is None:
                 continue
@@ -741,7 +735,7 @@ class RemovalService:
 
 def _machine_failed(info: InstanceInfo) -> str | None:
     """How EC2 or Auto Scaling says the machine failed (not running, or marked Unhealthy), or None."""
-    if info.gone or info.state not in {"running", "pending"}:
+    if info.state != "running":
         return f"its machine is {info.state} (EC2)"
     if not info.healthy:
         return "Auto Scaling marked its machine Unhealthy"
